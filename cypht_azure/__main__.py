@@ -1,0 +1,3 @@
+from cypht_azure.cli import main
+
+main()
