@@ -1,0 +1,56 @@
+"""The `cypht-azure` command line: parse, call one operation, render, exit with a documented code."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from cypht_azure import __version__
+
+HELP = """Set up Cypht's Outlook and Office365 OAuth in Microsoft Entra ID without the Azure portal.
+
+`provision` registers the app Cypht needs and writes its client ID and a new client secret straight
+into Cypht's .env; `rotate-secret` replaces the secret safely (run it on a schedule); `status` shows
+what is there and what expires; `deprovision` removes it. Try everything first with --sandbox, which
+runs against a local emulator instead of Azure.
+
+Exit codes: 0 ok, 1 failed, 2 invalid input (nothing changed), 3 sign-in failed, 4 missing role or
+permission, 5 app not found, 6 status found a problem, 7 confirmation needed (use --yes).
+"""
+
+app = typer.Typer(
+    name="cypht-azure",
+    help=HELP,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # tracebacks with local variables could show a secret
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"cypht-azure {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    pass
+
+
+def _register() -> None:
+    from cypht_azure.cli import emulator_cmd, provision
+
+    provision.register(app)
+    emulator_cmd.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,255 @@
+"""What every command shares: sign-in and output options, progress, rendering, errors -> exit codes.
+
+Kept free of heavy imports: `--help` must not load azure-identity or msgraph-sdk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from cypht_azure.errors import CyphtAzureError, ExitCode
+
+SIGN_IN = "Sign-in and endpoints"
+OUTPUT = "Output"
+ENV_PREFIX = "CYPHT_AZURE_"
+
+
+def env(name: str) -> str:
+    return ENV_PREFIX + name
+
+
+AuthOpt = Annotated[str, typer.Option(
+    "--auth", envvar=env("AUTH"), rich_help_panel=SIGN_IN, metavar="METHOD",
+    help="How to sign in: auto, azure-cli, device-code, browser, environment, workload-identity, "
+         "managed-identity. auto tries environment, workload identity, managed identity and `az login`, "
+         "then device code on a terminal.",
+)]
+TenantOpt = Annotated[str | None, typer.Option(
+    "--tenant", envvar=[env("TENANT"), "AZURE_TENANT_ID"], rich_help_panel=SIGN_IN,
+    help="Tenant ID or domain (e.g. contoso.onmicrosoft.com). Default: the sign-in's home tenant.",
+)]
+CloudOpt = Annotated[str, typer.Option(
+    "--cloud", envvar=env("CLOUD"), rich_help_panel=SIGN_IN, help="public, usgov or china.",
+)]
+AuthorityOpt = Annotated[str | None, typer.Option(
+    "--authority-host", envvar=[env("AUTHORITY_HOST"), "AZURE_AUTHORITY_HOST"], rich_help_panel=SIGN_IN,
+    help="Sign-in endpoint for private or emulated deployments, e.g. https://login.example.test",
+)]
+GraphUrlOpt = Annotated[str | None, typer.Option(
+    "--graph-url", envvar=env("GRAPH_URL"), rich_help_panel=SIGN_IN,
+    help="Microsoft Graph base URL including the version, e.g. https://graph.microsoft.com/v1.0",
+)]
+CaFileOpt = Annotated[str | None, typer.Option(
+    "--ca-file", envvar=env("CA_FILE"), rich_help_panel=SIGN_IN,
+    help="Extra CA certificate (PEM) to trust for the endpoints. Verification is never turned off.",
+)]
+SandboxOpt = Annotated[bool, typer.Option(
+    "--sandbox", envvar=env("SANDBOX"), rich_help_panel=SIGN_IN,
+    help="Run against the embedded local emulator instead of Azure (no tenant needed). Not Azure: "
+         "nothing you do here reaches Microsoft.",
+)]
+SandboxDirOpt = Annotated[Path | None, typer.Option(
+    "--sandbox-dir", envvar=env("SANDBOX_DIR"), rich_help_panel=SIGN_IN,
+    help="Where --sandbox keeps its tenant between commands. Default: $XDG_STATE_HOME/cypht-azure/sandbox.",
+)]
+TimeoutOpt = Annotated[float, typer.Option(
+    "--timeout", envvar=env("TIMEOUT"), rich_help_panel=SIGN_IN, min=1.0,
+    help="Seconds to wait for one Graph response before retrying.",
+)]
+JsonOpt = Annotated[bool, typer.Option(
+    "--json", envvar=env("JSON"), rich_help_panel=OUTPUT,
+    help="Print one JSON object on stdout (documented in docs/json.md); messages go to stderr.",
+)]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", envvar=env("VERBOSE"), rich_help_panel=OUTPUT,
+    help="Log each Graph request (method, path, status, request-id) to stderr. Never logs secrets.",
+)]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", "-q", envvar=env("QUIET"), rich_help_panel=OUTPUT, help="Print only errors.",
+)]
+EnvFileOpt = Annotated[str | None, typer.Option(
+    "--env-file", envvar=[env("ENV_FILE"), "CYPHT_DOTENV"], show_default="./.env",
+    help="Cypht's .env file (for Docker: the compose env_file). Default: $CYPHT_DOTENV, else ./.env.",
+)]
+
+
+@dataclass
+class Common:
+    """The shared options of one command invocation."""
+
+    auth: str = "auto"
+    tenant: str | None = None
+    cloud: str = "public"
+    authority_host: str | None = None
+    graph_url: str | None = None
+    ca_file: str | None = None
+    sandbox: bool = False
+    sandbox_dir: Path | None = None
+    timeout: float = 30.0
+    json: bool = False
+    verbose: bool = False
+    quiet: bool = False
+
+
+class Output:
+    """Human lines on stdout, progress on stderr (terminal only), or one JSON document."""
+
+    def __init__(self, common: Common) -> None:
+        self.json = common.json
+        self.quiet = common.quiet
+        self.tty = sys.stderr.isatty()
+        self.color = self.tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        self._last_wait = 0.0
+
+    # Progress (the Progress protocol of operations.session)
+    def step(self, message: str) -> None:
+        if self.tty and not self.quiet:
+            print(self._dim(f"… {message}"), file=sys.stderr, flush=True)
+
+    def waiting(self, message: str, seconds: float) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if self.tty or now - self._last_wait > 10:  # in CI: a line every 10 s at most
+            self._last_wait = now
+            print(self._dim(f"… {message} ({seconds:.0f} s)"), file=sys.stderr, flush=True)
+
+    def note(self, message: str) -> None:
+        if not self.quiet:
+            print(message, file=sys.stderr if self.json else sys.stdout, flush=True)
+
+    def warn(self, message: str) -> None:
+        print(self._yellow(f"warning: {message}"), file=sys.stderr, flush=True)
+
+    def error(self, exc: BaseException, code: int) -> None:
+        print(self._red(f"error: {exc}"), file=sys.stderr, flush=True)
+        if self.json:
+            message = getattr(exc, "message", str(exc))
+            hint = getattr(exc, "hint", None)
+            print(json.dumps({"error": {"type": type(exc).__name__, "message": message, "hint": hint,
+                                        "exit_code": code}}, indent=2))
+
+    def document(self, data: dict[str, Any]) -> None:
+        print(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+    def _wrap(self, code: str, text: str) -> str:
+        return f"\033[{code}m{text}\033[0m" if self.color else text
+
+    def _dim(self, text: str) -> str:
+        return self._wrap("2", text)
+
+    def _yellow(self, text: str) -> str:
+        return self._wrap("33", text)
+
+    def _red(self, text: str) -> str:
+        return self._wrap("31", text)
+
+    def bold(self, text: str) -> str:
+        return self._wrap("1", text)
+
+    def green(self, text: str) -> str:
+        return self._wrap("32", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Last line of defence for --verbose: bearer tokens and JWTs never reach a log line."""
+
+    _patterns = (
+        re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+        re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
+        re.compile(r"(?i)(client_secret=)[^&\s]+"),
+        re.compile(r'(?i)("secretText"\s*:\s*")[^"]*'),
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        for pattern in self._patterns:
+            message = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "<redacted>", message)
+        record.msg, record.args = message, None
+        return True
+
+
+def configure_logging(common: Common) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    debug = os.environ.get(env("DEBUG")) == "1"
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    if common.verbose or debug:
+        logging.getLogger("cypht_azure").setLevel(logging.DEBUG if debug else logging.INFO)
+
+
+T = TypeVar("T")
+
+
+def run(common: Common, out: Output, action: Callable[[], T]) -> T:
+    """Run one operation; map every failure to a message and an exit code (never a traceback with locals)."""
+    from cypht_azure import envfile
+
+    configure_logging(common)
+    try:
+        return action()
+    except CyphtAzureError as exc:
+        out.error(exc, int(exc.exit_code))
+        raise typer.Exit(int(exc.exit_code)) from None
+    except envfile.EnvFileError as exc:
+        out.error(exc, int(ExitCode.INVALID_INPUT))
+        raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
+    except KeyboardInterrupt:
+        out.error(Exception("interrupted"), 130)
+        raise typer.Exit(130) from None
+    except ValueError as exc:
+        out.error(exc, int(ExitCode.INVALID_INPUT))
+        raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
+    except OSError as exc:
+        out.error(Exception(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)),
+                  int(ExitCode.FAILED))
+        raise typer.Exit(int(ExitCode.FAILED)) from None
+
+
+@contextmanager
+def sandbox_banner(out: Output, enabled: bool) -> Iterator[None]:
+    if enabled and not out.quiet:
+        print(out._yellow("SANDBOX: local emulator, not Azure. Nothing here reaches Microsoft."),
+              file=sys.stderr, flush=True)
+    yield
+
+
+def connection(common: Common, out: Output) -> Any:
+    """Build operations.session.Connection from the options (starting the sandbox emulator if asked)."""
+    from cypht_azure import auth
+    from cypht_azure.operations.session import Connection
+
+    if common.sandbox:
+        from cypht_azure import sandbox
+
+        info = sandbox.start(common.sandbox_dir)
+        endpoints = auth.resolve_endpoints(
+            "public", authority_host=info.authority_host, graph_url=info.graph_url, ca_file=info.ca_file,
+        )
+        settings = auth.SignInSettings("sandbox", info.tenant_id, endpoints, interactive=False)
+        from cypht_azure.secret import Secret
+
+        return Connection(settings, timeout=common.timeout, sandbox=True,
+                          client_id=info.client_id, client_secret=Secret(info.client_secret))
+    endpoints = auth.resolve_endpoints(
+        common.cloud, authority_host=common.authority_host, graph_url=common.graph_url, ca_file=common.ca_file,
+    )
+    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
+    settings = auth.SignInSettings(common.auth, common.tenant, endpoints, interactive=interactive,
+                                   prompt=lambda m: print(m, file=sys.stderr, flush=True))
+    return Connection(settings, timeout=common.timeout)

@@ -1,0 +1,162 @@
+"""`cypht-azure provision`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cypht_azure.cli.common import (
+    AuthOpt,
+    AuthorityOpt,
+    CaFileOpt,
+    CloudOpt,
+    Common,
+    EnvFileOpt,
+    GraphUrlOpt,
+    JsonOpt,
+    Output,
+    QuietOpt,
+    SandboxDirOpt,
+    SandboxOpt,
+    TenantOpt,
+    TimeoutOpt,
+    VerboseOpt,
+    connection,
+    env,
+    run,
+    sandbox_banner,
+)
+
+REG = "Registration"
+
+
+def provision(
+    url: Annotated[str | None, typer.Option(
+        "--url", envvar=env("URL"), rich_help_panel=REG,
+        help="Cypht's public base URL, e.g. https://mail.example.com or https://example.com/cypht. "
+             "The redirect URI is this URL with a trailing slash and no query.",
+    )] = None,
+    redirect_uri: Annotated[list[str] | None, typer.Option(
+        "--redirect-uri", envvar=env("REDIRECT_URI"), rich_help_panel=REG,
+        help="Register this redirect URI instead of the one derived from --url (repeatable; the first "
+             "one is written to *_CLIENT_URI).",
+    )] = None,
+    env_file: EnvFileOpt = None,
+    provider: Annotated[str, typer.Option(
+        "--provider", envvar=env("PROVIDER"), rich_help_panel=REG,
+        help="Which Cypht provider blocks to write: outlook, office365 or both (one registration serves both).",
+    )] = "both",
+    name: Annotated[str | None, typer.Option(
+        "--name", envvar=env("NAME"), rich_help_panel=REG,
+        help="Display name in the Entra admin center. Default: 'Cypht webmail (HOST)'.",
+    )] = None,
+    audience: Annotated[str, typer.Option(
+        "--audience", envvar=env("AUDIENCE"), rich_help_panel=REG,
+        help="Who may sign in: any (work/school and personal accounts; needed by Cypht's default "
+             "login.live.com endpoints), personal, single-tenant or multi-tenant.",
+    )] = "any",
+    secret_lifetime: Annotated[str, typer.Option(
+        "--secret-lifetime", envvar=env("SECRET_LIFETIME"), rich_help_panel=REG,
+        help="How long a new client secret lives: 30d, 6m, 1y ... at most 2y. Rotate with rotate-secret.",
+    )] = "365d",
+    app_id: Annotated[str | None, typer.Option(
+        "--app-id", envvar=env("APP_ID"), rich_help_panel=REG,
+        help="Manage this existing app registration (client ID) instead of finding or creating one.",
+    )] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", envvar=env("DRY_RUN"), help="Show what would be created, changed and written; change nothing.",
+    )] = False,
+    verify: Annotated[bool, typer.Option(
+        "--verify/--no-verify", envvar=env("VERIFY"),
+        help="After writing a new secret, wait until Entra accepts it at the token endpoint.",
+    )] = True,
+    verify_timeout: Annotated[float, typer.Option(
+        "--verify-timeout", envvar=env("VERIFY_TIMEOUT"), min=1.0, help="Seconds to wait for that.",
+    )] = 120.0,
+    auth: AuthOpt = "auto",
+    tenant: TenantOpt = None,
+    cloud: CloudOpt = "public",
+    authority_host: AuthorityOpt = None,
+    graph_url: GraphUrlOpt = None,
+    ca_file: CaFileOpt = None,
+    sandbox: SandboxOpt = False,
+    sandbox_dir: SandboxDirOpt = None,
+    timeout: TimeoutOpt = 30.0,
+    json_output: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Register (or repair) Cypht's Outlook/Office365 app and write its client ID and secret into .env.
+
+    Idempotent: run it again and it changes nothing unless something drifted. The secret goes straight
+    into .env (written atomically, other lines untouched) and is never shown.
+
+    Example:
+
+        cypht-azure provision --url https://mail.example.com --env-file /var/www/cypht/.env
+
+    Try it without a tenant: cypht-azure provision --sandbox --url https://mail.example.com --env-file ./cypht.env
+    """
+    common = Common(auth, tenant, cloud, authority_host, graph_url, ca_file, sandbox, sandbox_dir, timeout,
+                    json_output, verbose, quiet)
+    out = Output(common)
+
+    def action() -> Any:
+        from cypht_azure.cypht import InvalidInput, parse_providers
+        from cypht_azure.durations import parse_duration
+        from cypht_azure.errors import InputError
+        from cypht_azure.operations import envstate
+        from cypht_azure.operations.provision import ProvisionRequest
+        from cypht_azure.operations.runner import run_provision
+
+        try:
+            providers = parse_providers(provider)
+        except InvalidInput as exc:
+            raise InputError(str(exc)) from None
+        request = ProvisionRequest(
+            url=url, env_file=envstate.resolve_env_path(env_file), redirect_uris=list(redirect_uri or []),
+            providers=providers, name=name, audience=audience,
+            secret_lifetime=parse_duration(secret_lifetime, option="--secret-lifetime"),
+            app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
+        )
+        with sandbox_banner(out, sandbox):
+            return run_provision(request, lambda plan: connection(common, out), out)
+
+    result = run(common, out, action)
+    if common.json:
+        doc = result.to_json()
+        doc["sandbox"] = sandbox
+        out.document(doc)
+        return
+    render(result, out)
+
+
+def render(result: Any, out: Output) -> None:
+    if out.quiet:
+        return
+    title = "Plan (dry run, nothing changed)" if result.dry_run else (
+        "Done." if result.changed else "Nothing to do: the registration and .env are already right.")
+    out.note(out.bold(title))
+    for line in result.actions:
+        out.note(f"  - {line}")
+    out.note("")
+    out.note(f"  Application (client) ID  {result.client_id}")
+    out.note(f"  Object ID                {result.object_id}")
+    out.note(f"  Tenant                   {result.tenant_id}")
+    out.note(f"  Display name             {result.display_name}")
+    out.note(f"  Sign-in audience         {result.sign_in_audience}")
+    out.note(f"  Redirect URIs            {', '.join(result.redirect_uris)}")
+    if result.secret_key_id:
+        out.note(f"  Client secret ID         {result.secret_key_id} (expires {result.secret_expires})")
+    out.note(f"  .env                     {result.env_file}")
+    if result.secret_verified:
+        out.note(out.green("  The client secret works at the token endpoint."))
+    if not result.dry_run and result.changed:
+        out.note("")
+        out.note("Next: in Cypht, open the add-account dialog and choose Outlook.com or Office365. "
+                 "Cypht re-reads .env on every request; no restart is needed.")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("provision")(provision)

@@ -1,0 +1,60 @@
+"""Failures the CLI turns into messages and exit codes. Each says what happened and what to do."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1           # Graph refused or failed, network, a file could not be written
+    INVALID_INPUT = 2    # options, URLs, the .env file: nothing was changed
+    SIGN_IN = 3          # could not sign in (credentials, tenant)
+    PERMISSION = 4       # signed in, but not allowed (missing role or API permission)
+    NOT_FOUND = 5        # the app named by .env / --app-id does not exist (deleted? other tenant?)
+    FINDINGS = 6         # `status --fail-within`: a secret expires soon or a finding is an error
+    NEEDS_CONFIRMATION = 7  # a destructive command without a terminal and without --yes
+
+
+class CyphtAzureError(Exception):
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n{self.hint}"
+
+
+class InputError(CyphtAzureError):
+    exit_code = ExitCode.INVALID_INPUT
+
+
+class SignInFailed(CyphtAzureError):
+    exit_code = ExitCode.SIGN_IN
+
+
+class PermissionDenied(CyphtAzureError):
+    exit_code = ExitCode.PERMISSION
+
+
+class AppNotFound(CyphtAzureError):
+    exit_code = ExitCode.NOT_FOUND
+
+
+class NeedsConfirmation(CyphtAzureError):
+    exit_code = ExitCode.NEEDS_CONFIRMATION
+
+
+class OperationFailed(CyphtAzureError):
+    exit_code = ExitCode.FAILED
+
+
+ROLE_HINT = (
+    "Sign in as a user with one of the Entra roles Application Developer, Cloud Application "
+    "Administrator or Application Administrator, or as a service principal with the Microsoft Graph "
+    "application permission Application.ReadWrite.All (or Application.ReadWrite.OwnedBy for apps it owns), "
+    "granted admin consent."
+)

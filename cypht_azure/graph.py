@@ -1,0 +1,346 @@
+"""The Microsoft Graph gateway: the few calls cypht-azure makes, with its retry rules.
+
+Requests are built by msgraph-sdk's request builders and sent through its request adapter
+and middleware, but responses are read as plain JSON (kiota's NativeResponseHandler):
+parsing into msgraph-sdk models would import ~1,200 model modules (about a second) for
+the five fields we use.
+
+Retries are ours, not kiota's, because the right answer depends on the call:
+- 429/503/504 carry Retry-After and mean "not done": wait and retry any call;
+- a 404 right after we created an object is replication lag: retry that call only;
+- a dropped connection is retried for idempotent calls; addPassword is retried too, as a
+  duplicate secret is recorded as the tool's own and cleaned up by the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import ssl
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import httpx
+    from kiota_abstractions.request_information import RequestInformation
+
+log = logging.getLogger("cypht_azure.graph")
+
+APP_SELECT = [
+    "id", "appId", "displayName", "uniqueName", "signInAudience", "web", "api", "tags",
+    "notes", "requiredResourceAccess", "passwordCredentials", "publisherDomain", "createdDateTime",
+]
+RETRY_STATUSES = {429, 503, 504}
+
+
+@dataclass
+class GraphError(Exception):
+    """A Graph call failed. Carries Graph's own error code; never a request body."""
+
+    status: int
+    code: str
+    message: str
+    method: str = ""
+    path: str = ""
+    request_id: str | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.method} {self.path}: " if self.method else ""
+        rid = f" (request-id {self.request_id})" if self.request_id else ""
+        return f"{where}{self.status} {self.code}: {self.message}{rid}"
+
+
+class GraphUnavailable(Exception):
+    """Graph could not be reached (network, TLS, time-out) after the allowed retries."""
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class RetryPolicy:
+    attempts: int = 5          # per call, all causes together
+    max_wait: float = 60.0     # longest single Retry-After we honour
+    replication_wait: float = 30.0  # total time we wait out replication lag on a fresh object
+    backoff: float = 0.5
+
+
+class TokenProvider:
+    """Hands a token obtained once to kiota (kiota's own provider would ask for a second, CAE token)."""
+
+    def __init__(self, get_token: Callable[[], str]) -> None:
+        self._get_token = get_token
+
+    async def get_authorization_token(self, uri: str, additional_authentication_context: Any = None) -> str:
+        return self._get_token()
+
+    def get_allowed_hosts_validator(self) -> Any:
+        from kiota_abstractions.authentication import AllowedHostsValidator
+
+        return AllowedHostsValidator([])
+
+
+class Graph:
+    def __init__(
+        self,
+        *,
+        graph_url: str,
+        get_token: Callable[[], str],
+        ca_file: str | None = None,
+        timeout: float = 30.0,
+        policy: RetryPolicy | None = None,
+        on_wait: Callable[[str, float], None] | None = None,
+    ) -> None:
+        from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
+        from kiota_http.middleware.options import RetryHandlerOption
+        from msgraph import GraphRequestAdapter, GraphServiceClient
+        from msgraph.graph_request_adapter import options as graph_options
+        from msgraph_core import GraphClientFactory
+
+        import httpx
+
+        self.graph_url = graph_url.rstrip("/")
+        self.policy = policy or RetryPolicy()
+        self.on_wait = on_wait
+        self.requests_sent = 0
+        verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+        )
+        client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)))
+        options = dict(graph_options)
+        # Our retry rules replace kiota's (see module docstring).
+        options[RetryHandlerOption.get_key()] = RetryHandlerOption(max_retries=0, should_retry=False)
+        self._http = GraphClientFactory.create_with_default_middleware(client=client, options=options)
+        auth = BaseBearerTokenAuthenticationProvider(TokenProvider(get_token))  # type: ignore[arg-type]
+        self._adapter = GraphRequestAdapter(auth, client=self._http)
+        self._adapter.base_url = self.graph_url
+        self.client = GraphServiceClient(request_adapter=self._adapter)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Graph:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---- transport -------------------------------------------------------------------
+
+    def _request_info(self, method: str, builder: Any, *, query: dict[str, Any] | None = None,
+                      body: Any = None, headers: dict[str, str] | None = None,
+                      url: str | None = None) -> RequestInformation:
+        from kiota_abstractions.method import Method
+        from kiota_abstractions.native_response_handler import NativeResponseHandler
+        from kiota_abstractions.request_information import RequestInformation
+        from kiota_http.middleware.options import ResponseHandlerOption
+
+        ri = RequestInformation(Method[method], builder.url_template, dict(builder.path_parameters))
+        if url is not None:
+            ri.url = url  # an @odata.nextLink, used as given
+        for key, value in (query or {}).items():
+            ri.query_parameters[key] = value
+        ri.headers.try_add("Accept", "application/json")
+        for key, value in (headers or {}).items():
+            ri.headers.try_add(key, value)
+        if body is not None:
+            ri.set_stream_content(json.dumps(body).encode(), "application/json")
+        ri.add_request_options([ResponseHandlerOption(NativeResponseHandler())])
+        return ri
+
+    async def call(
+        self,
+        method: str,
+        builder: Any,
+        *,
+        label: str,
+        query: dict[str, Any] | None = None,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        url: str | None = None,
+        fresh_object: bool = False,
+        ok: tuple[int, ...] = (200, 201, 204),
+        allow_404: bool = False,
+    ) -> Response:
+        """Send one logical call, retrying as the module docstring says. `label` names it in logs and errors."""
+        import httpx
+
+        attempt = 0
+        replication_deadline = time.monotonic() + self.policy.replication_wait
+        while True:
+            attempt += 1
+            ri = self._request_info(method, builder, query=query, body=body, headers=headers, url=url)
+            started = time.monotonic()
+            try:
+                self.requests_sent += 1
+                raw: httpx.Response = await self._adapter.send_no_response_content_async(ri, None)  # type: ignore[func-returns-value]
+            except (httpx.TransportError, ssl.SSLError) as exc:
+                log.info("%s %s -> %s", method, label, type(exc).__name__)
+                if _is_tls_failure(exc):
+                    raise GraphUnavailable(
+                        f"Microsoft Graph's TLS certificate at {self.graph_url} is not trusted. For a private "
+                        "or emulated endpoint pass its CA with --ca-file; cypht-azure never turns "
+                        "verification off."
+                    ) from None
+                if attempt >= self.policy.attempts:
+                    raise GraphUnavailable(
+                        f"Could not reach Microsoft Graph at {self.graph_url} ({label}): {type(exc).__name__}. "
+                        "Check the network or proxy and run the command again; it is safe to repeat."
+                    ) from None
+                await self._wait(f"{label}: connection problem, retrying", self.policy.backoff * 2 ** (attempt - 1))
+                continue
+            status = raw.status_code
+            request_id = raw.headers.get("request-id")
+            log.info("%s %s -> %s (request-id %s, %.0f ms)", method, _path_of(raw), status, request_id,
+                     (time.monotonic() - started) * 1000)
+            parsed = _json_or_none(raw)
+            if status in ok:
+                return Response(status, parsed, dict(raw.headers))
+            error = _graph_error(status, parsed, method, label, request_id)
+            if status in RETRY_STATUSES and attempt < self.policy.attempts:
+                delay = _retry_after(raw.headers.get("Retry-After"), self.policy.backoff * 2 ** (attempt - 1))
+                if delay <= self.policy.max_wait:
+                    why = "throttled by Microsoft Graph" if status == 429 else f"Graph answered {status}"
+                    await self._wait(f"{label}: {why}, retrying", delay)
+                    continue
+            if status == 500 and attempt < min(3, self.policy.attempts):
+                await self._wait(f"{label}: Graph answered 500, retrying", self.policy.backoff * 2 ** (attempt - 1))
+                continue
+            if status == 404 and error.code == "Request_ResourceNotFound":
+                if fresh_object and time.monotonic() < replication_deadline:
+                    await self._wait(f"{label}: waiting for the new registration to replicate",
+                                     min(2.0, self.policy.backoff * 2 ** (attempt - 1)))
+                    attempt = min(attempt, 1)  # replication waits are bounded by time, not attempts
+                    continue
+                if allow_404:
+                    return Response(status, parsed, dict(raw.headers))
+            raise error
+
+    async def _wait(self, message: str, seconds: float) -> None:
+        if self.on_wait is not None:
+            self.on_wait(message, seconds)
+        await asyncio.sleep(seconds)
+
+    # ---- applications ----------------------------------------------------------------
+
+    async def get_application(self, *, app_id: str | None = None, object_id: str | None = None,
+                              unique_name: str | None = None, select: list[str] | None = None,
+                              fresh_object: bool = False) -> dict[str, Any] | None:
+        if app_id is not None:
+            builder, label = self.client.applications_with_app_id(app_id), f"get application {app_id}"
+        elif unique_name is not None:
+            builder, label = self.client.applications_with_unique_name(unique_name), f"get application {unique_name}"
+        else:
+            assert object_id is not None
+            builder, label = self.client.applications.by_application_id(object_id), f"get application {object_id}"
+        r = await self.call("GET", builder, label=label, query={"%24select": select or APP_SELECT},
+                            allow_404=not fresh_object, fresh_object=fresh_object)
+        return None if r.status == 404 else dict(r.body)
+
+    async def upsert_application(self, unique_name: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """Create-or-update by uniqueName. Returns the new app on create (201), None on update (204)."""
+        r = await self.call(
+            "PATCH", self.client.applications_with_unique_name(unique_name), label="create or update application",
+            body=body, headers={"Prefer": "create-if-missing"},
+        )
+        return dict(r.body) if r.status == 201 else None
+
+    async def update_application(self, object_id: str, patch: dict[str, Any], *, fresh_object: bool = False) -> None:
+        await self.call("PATCH", self.client.applications.by_application_id(object_id),
+                        label="update application", body=patch, fresh_object=fresh_object)
+
+    async def add_password(self, object_id: str, *, display_name: str, end: str,
+                           fresh_object: bool = False) -> dict[str, Any]:
+        r = await self.call(
+            "POST", self.client.applications.by_application_id(object_id).add_password,
+            label="add client secret", fresh_object=fresh_object,
+            body={"passwordCredential": {"displayName": display_name, "endDateTime": end}},
+        )
+        return dict(r.body)
+
+    async def remove_password(self, object_id: str, key_id: str) -> bool:
+        """False when the credential was already gone (a repeated run)."""
+        r = await self.call(
+            "POST", self.client.applications.by_application_id(object_id).remove_password,
+            label="remove client secret", body={"keyId": key_id}, ok=(200, 204, 400), allow_404=True,
+        )
+        return r.status in (200, 204)
+
+    async def delete_application(self, object_id: str) -> None:
+        await self.call("DELETE", self.client.applications.by_application_id(object_id), label="delete application")
+
+    async def purge_deleted(self, object_id: str) -> None:
+        await self.call("DELETE", self.client.directory.deleted_items.by_directory_object_id(object_id),
+                        label="permanently delete application")
+
+    async def restore_deleted(self, object_id: str) -> dict[str, Any]:
+        r = await self.call("POST", self.client.directory.deleted_items.by_directory_object_id(object_id).restore,
+                            label="restore application")
+        return dict(r.body)
+
+    async def list_applications(self, *, filter: str, select: list[str], top: int = 999,
+                                headers: dict[str, str] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
+        """Pages of applications; follows @odata.nextLink."""
+        builder = self.client.applications
+        url: str | None = None
+        query: dict[str, Any] | None = {"%24filter": filter, "%24select": select, "%24top": top}
+        while True:
+            r = await self.call("GET", builder, label="list applications", query=query, url=url, headers=headers)
+            yield list(r.body.get("value", []))
+            next_link = r.body.get("@odata.nextLink")
+            if not next_link:
+                return
+            url, query = next_link, None
+
+    async def list_deleted_applications(self, *, filter: str, select: list[str]) -> list[dict[str, Any]]:
+        builder = self.client.directory.deleted_items.graph_application
+        r = await self.call("GET", builder, label="list deleted applications",
+                            query={"%24filter": filter, "%24select": select})
+        return list(r.body.get("value", []))
+
+
+def _path_of(raw: httpx.Response) -> str:
+    return raw.request.url.raw_path.decode("ascii", "replace").split("?")[0]
+
+
+def _json_or_none(raw: httpx.Response) -> Any:
+    if not raw.content:
+        return None
+    try:
+        return raw.json()
+    except ValueError:
+        return None
+
+
+def _graph_error(status: int, body: Any, method: str, label: str, request_id: str | None) -> GraphError:
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return GraphError(status, str(err.get("code", "")), str(err.get("message", "")), method, label, request_id)
+    return GraphError(status, "UnexpectedResponse", f"Graph answered {status} without an error body",
+                      method, label, request_id)
+
+
+def _retry_after(value: str | None, default: float) -> float:
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            from email.utils import parsedate_to_datetime
+
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+            except (TypeError, ValueError):
+                pass
+    return default
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    text = repr(exc) + repr(exc.__cause__) + repr(exc.__context__)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "certificate verify failed" in text

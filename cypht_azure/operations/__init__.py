@@ -1,0 +1,1 @@
+"""What each command does, as plain functions over plain values; the CLI only parses and renders."""

@@ -1,0 +1,84 @@
+"""What Cypht's `.env` says about each provider block, and the updates that make it right."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cypht_azure import cypht, envfile
+from cypht_azure.errors import InputError
+from cypht_azure.secret import Secret
+
+BLOCK_COMMENT = "# Outlook and Office365 OAuth (managed by cypht-azure)"
+
+
+def resolve_env_path(option: str | None) -> Path:
+    """--env-file, else CYPHT_DOTENV (Cypht's own override), else ./.env."""
+    if option:
+        return Path(option)
+    return Path(os.environ.get("CYPHT_DOTENV") or ".env")
+
+
+@dataclass
+class ProviderState:
+    provider: str
+    keys: cypht.ProviderKeys
+    client_id: str | None
+    secret: Secret | None
+    secret_id: str | None
+    client_uri: str | None
+    missing: list[str] = field(default_factory=list)
+
+
+def read_provider(doc: envfile.EnvDocument, provider: str) -> ProviderState:
+    keys = cypht.provider_keys(provider)
+    secret = doc.get(keys.client_secret)
+    return ProviderState(
+        provider=provider,
+        keys=keys,
+        client_id=doc.get(keys.client_id) or None,
+        secret=Secret(secret) if secret else None,
+        secret_id=(doc.get(keys.secret_id) or "").lower() or None,
+        client_uri=doc.get(keys.client_uri) or None,
+        missing=[k for k in keys.all() if k != keys.secret_id and doc.get(k) is None],
+    )
+
+
+def read_providers(doc: envfile.EnvDocument, providers: list[str]) -> dict[str, ProviderState]:
+    return {p: read_provider(doc, p) for p in providers}
+
+
+def named_client_id(states: dict[str, ProviderState], env_path: Path) -> str | None:
+    """The one client ID the provider blocks name, or an error if they disagree."""
+    ids = {s.client_id for s in states.values() if s.client_id}
+    if len(ids) > 1:
+        detail = ", ".join(f"{s.keys.client_id}={s.client_id}" for s in states.values() if s.client_id)
+        raise InputError(
+            f"{env_path}: the provider blocks point at different apps ({detail}).",
+            hint="Pass --app-id to choose the app to manage, or --provider to manage one block, "
+                 "or make the blocks agree.",
+        )
+    return ids.pop() if ids else None
+
+
+def updates_for(
+    doc: envfile.EnvDocument, providers: list[str], *, client_id: str, secret: Secret, key_id: str,
+    redirect_uri: str,
+) -> dict[str, str | None]:
+    """Owned keys per provider: ID, secret, secret ID and URI always; endpoints only when missing."""
+    updates: dict[str, str | None] = {}
+    for provider in providers:
+        keys = cypht.provider_keys(provider)
+        updates[keys.client_id] = client_id
+        updates[keys.client_secret] = secret.reveal()
+        updates[keys.secret_id] = key_id
+        updates[keys.client_uri] = redirect_uri
+        for name, default in cypht.DEFAULT_ENDPOINTS.items():
+            if doc.get(keys.endpoint(name)) is None:
+                updates[keys.endpoint(name)] = default
+    return updates
+
+
+def changed_keys(doc: envfile.EnvDocument, updates: dict[str, str | None]) -> list[str]:
+    return [k for k, v in updates.items() if doc.get(k) != v]

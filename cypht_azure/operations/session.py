@@ -1,0 +1,191 @@
+"""Signing in and talking to Graph, shared by every command; Graph errors become our errors here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cypht_azure import auth
+from cypht_azure.errors import (
+    ROLE_HINT,
+    AppNotFound,
+    OperationFailed,
+    PermissionDenied,
+    SignInFailed,
+)
+from cypht_azure.graph import Graph, GraphError, GraphUnavailable, RetryPolicy
+from cypht_azure.secret import Secret
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+
+class Progress(Protocol):
+    def step(self, message: str) -> None: ...
+    def waiting(self, message: str, seconds: float) -> None: ...
+
+
+class NoProgress:
+    def step(self, message: str) -> None:
+        pass
+
+    def waiting(self, message: str, seconds: float) -> None:
+        pass
+
+
+@dataclass
+class Connection:
+    """How to reach Entra and Graph: everything a command needs besides its own inputs."""
+
+    signin: auth.SignInSettings
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sandbox: bool = False
+    # For --sandbox: the emulator's own administrator (not a real secret).
+    client_id: str | None = None
+    client_secret: Secret | None = None
+
+
+@dataclass
+class Session:
+    graph: Graph
+    tenant_id: str
+    signed_in_as: str
+    connection: Connection
+    progress: Progress
+
+    @property
+    def endpoints(self) -> auth.Endpoints:
+        return self.connection.signin.endpoints
+
+
+def _credential(conn: Connection) -> TokenCredential:
+    if conn.client_id and conn.client_secret:
+        from azure.identity import ClientSecretCredential
+
+        kw: dict[str, Any] = {"authority": conn.signin.endpoints.authority_host}
+        if conn.signin.endpoints.custom_authority:
+            kw["disable_instance_discovery"] = True
+        if conn.signin.endpoints.ca_file:
+            kw["connection_verify"] = conn.signin.endpoints.ca_file
+        assert conn.signin.tenant
+        return ClientSecretCredential(conn.signin.tenant, conn.client_id, conn.client_secret.reveal(), **kw)
+    return auth.build_credential(conn.signin)
+
+
+@asynccontextmanager
+async def open_session(conn: Connection, progress: Progress) -> AsyncIterator[Session]:
+    try:
+        credential = _credential(conn)
+        scope = conn.signin.endpoints.graph_scope
+        progress.step("Signing in")
+        _, claims = auth.acquire_token(credential, scope)
+    except auth.SignInError as exc:
+        raise SignInFailed(str(exc)) from None
+    tenant = str(claims.get("tid") or conn.signin.tenant or "")
+    who = str(claims.get("upn") or claims.get("preferred_username") or claims.get("appid") or claims.get("azp") or "")
+
+    def get_token() -> str:
+        # Served from azure-identity's in-memory cache after the first call.
+        try:
+            return credential.get_token(scope).token
+        except Exception as exc:
+            raise SignInFailed(auth.explain_sign_in_failure(exc)) from None
+
+    graph = Graph(
+        graph_url=conn.signin.endpoints.graph_url, get_token=get_token, ca_file=conn.signin.endpoints.ca_file,
+        timeout=conn.timeout, policy=conn.retry, on_wait=progress.waiting,
+    )
+    try:
+        yield Session(graph, tenant, who, conn, progress)
+    except GraphError as exc:
+        raise translate_graph_error(exc) from None
+    except GraphUnavailable as exc:
+        raise OperationFailed(str(exc)) from None
+    finally:
+        await graph.close()
+
+
+def translate_graph_error(exc: GraphError) -> Exception:
+    """Graph's error codes -> what the admin should do. Messages name the portal's terms."""
+    if exc.status == 403 and exc.code == "Authorization_RequestDenied":
+        return PermissionDenied(f"Microsoft Graph refused to {exc.path}: insufficient privileges.", hint=ROLE_HINT)
+    if exc.status == 401:
+        return SignInFailed(f"Microsoft Graph did not accept the sign-in token ({exc.message}).",
+                            hint="Check --cloud / --graph-url match the sign-in endpoint, then sign in again.")
+    if exc.code == "Directory_QuotaExceeded":
+        return OperationFailed(
+            "The directory object quota for the signed-in account is used up (Directory_QuotaExceeded).",
+            hint="Permanently delete unused app registrations (Entra admin center > App registrations > Deleted "
+                 "applications), or sign in as an administrator, whose app registrations are not capped.",
+        )
+    if exc.code == "CredentialInvalidLifetimeAsPerAppPolicy":
+        return OperationFailed(
+            f"The tenant's app management policy refuses a client secret that long ({exc.message}).",
+            hint="Use a shorter --secret-lifetime (for example 180d or 90d); ask an administrator for the "
+                 "policy's maximum (Entra admin center > Enterprise applications > App management policies).",
+        )
+    if exc.status == 404:
+        return AppNotFound(f"{exc.path}: not found ({exc.code}).")
+    return OperationFailed(f"Microsoft Graph refused to {exc.path}: {exc.status} {exc.code}: {exc.message}"
+                           + (f" (request-id {exc.request_id})" if exc.request_id else ""))
+
+
+def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: float) -> tuple[bool, str]:
+    """Try the secret at the token endpoint until Entra accepts it (new secrets take seconds to work)."""
+    from azure.core.exceptions import ClientAuthenticationError
+    from azure.identity import ClientSecretCredential
+
+    endpoints = session.endpoints
+    kw: dict[str, Any] = {"authority": endpoints.authority_host, "retry_total": 0}
+    if endpoints.custom_authority:
+        kw["disable_instance_discovery"] = True
+    if endpoints.ca_file:
+        kw["connection_verify"] = endpoints.ca_file
+    cred = ClientSecretCredential(session.tenant_id, client_id, secret.reveal(), **kw)
+    deadline = time.monotonic() + timeout
+    delay, last = 1.0, ""
+    while True:
+        try:
+            cred.get_token(endpoints.graph_scope)
+            return True, "accepted"
+        except ClientAuthenticationError as exc:
+            last = auth.explain_sign_in_failure(exc)
+        except Exception as exc:  # network trouble: keep trying until the deadline
+            last = f"{type(exc).__name__}"
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False, last
+        wait = min(delay, remaining)
+        session.progress.waiting("Waiting for Entra to accept the new client secret", wait)
+        time.sleep(wait)
+        delay = min(delay * 1.5, 5.0)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    if not value:
+        return None
+    text = str(value).replace("Z", "+00:00")
+    # Graph sends up to 7 fractional digits; fromisoformat (3.10) takes at most 6.
+    if "." in text:
+        head, _, tail = text.partition(".")
+        digits = "".join(ch for ch in tail if ch.isdigit())
+        rest = tail[len(digits):]
+        text = f"{head}.{digits[:6]}{rest}"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -1,0 +1,44 @@
+"""Developer sessions: `nox -s tests lint typecheck docs bench`."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck"]
+nox.options.reuse_existing_virtualenvs = True
+
+PY = ["3.11"]
+
+
+@nox.session(python=PY)
+def tests(session: nox.Session) -> None:
+    """The test suite against the local emulator (php-cli + php-symfony-dotenv enable the loader tests)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "2", *session.posargs)
+
+
+@nox.session(python=PY)
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", "cypht_azure", "tests", "benchmarks", "noxfile.py")
+
+
+@nox.session(python=PY)
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".", "mypy>=1.10")
+    session.run("mypy", "cypht_azure")
+
+
+@nox.session(python=PY)
+def docs(session: nox.Session) -> None:
+    """Build the documentation with warnings as errors."""
+    session.install("-e", ".[docs]")
+    session.run("python", "docs/gen_cli_reference.py")
+    session.run("mkdocs", "build", "--strict", "--site-dir", "site")
+
+
+@nox.session(python=PY)
+def bench(session: nox.Session) -> None:
+    """Start-up, provision and status benchmarks against the emulator (and the Azure CLI when installable)."""
+    session.install("-e", ".")
+    session.run("python", "benchmarks/run.py", *session.posargs)
