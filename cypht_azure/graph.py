@@ -98,13 +98,12 @@ class Graph:
         policy: RetryPolicy | None = None,
         on_wait: Callable[[str, float], None] | None = None,
     ) -> None:
+        import httpx
         from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
         from kiota_http.middleware.options import RetryHandlerOption
         from msgraph import GraphRequestAdapter, GraphServiceClient
         from msgraph.graph_request_adapter import options as graph_options
         from msgraph_core import GraphClientFactory
-
-        import httpx
 
         self.graph_url = graph_url.rstrip("/")
         self.policy = policy or RetryPolicy()
@@ -276,9 +275,9 @@ class Graph:
     async def delete_application(self, object_id: str) -> None:
         await self.call("DELETE", self.client.applications.by_application_id(object_id), label="delete application")
 
-    async def purge_deleted(self, object_id: str) -> None:
+    async def purge_deleted(self, object_id: str, *, fresh_object: bool = False) -> None:
         await self.call("DELETE", self.client.directory.deleted_items.by_directory_object_id(object_id),
-                        label="permanently delete application")
+                        label="permanently delete application", fresh_object=fresh_object)
 
     async def restore_deleted(self, object_id: str) -> dict[str, Any]:
         r = await self.call("POST", self.client.directory.deleted_items.by_directory_object_id(object_id).restore,

@@ -23,6 +23,7 @@ app = typer.Typer(
     name="cypht-azure",
     help=HELP,
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help: rich would double the start-up time
     pretty_exceptions_enable=False,  # tracebacks with local variables could show a secret
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -43,10 +44,10 @@ def _root(
 
 
 def _register() -> None:
-    from cypht_azure.cli import emulator_cmd, provision
+    from cypht_azure.cli import deprovision, emulator_cmd, provision, rotate, status
 
-    provision.register(app)
-    emulator_cmd.register(app)
+    for module in (provision, rotate, status, deprovision, emulator_cmd):
+        module.register(app)
 
 
 _register()

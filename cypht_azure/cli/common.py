@@ -5,12 +5,15 @@ Kept free of heavy imports: `--help` must not load azure-identity or msgraph-sdk
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import logging
 import os
 import re
 import sys
 import time
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -194,6 +197,39 @@ def configure_logging(common: Common) -> None:
 
 
 T = TypeVar("T")
+
+# The shared options, appended to every command's signature by `command()` below.
+_SHARED: list[tuple[str, Any, Any]] = [
+    ("auth", AuthOpt, "auto"), ("tenant", TenantOpt, None), ("cloud", CloudOpt, "public"),
+    ("authority_host", AuthorityOpt, None), ("graph_url", GraphUrlOpt, None), ("ca_file", CaFileOpt, None),
+    ("sandbox", SandboxOpt, False), ("sandbox_dir", SandboxDirOpt, None), ("timeout", TimeoutOpt, 30.0),
+    ("json", JsonOpt, False), ("verbose", VerboseOpt, False), ("quiet", QuietOpt, False),
+]
+
+
+def command(func: Callable[..., None]) -> Callable[..., None]:
+    """Give a command `func(common: Common, **own_options)` the shared sign-in and output options.
+
+    Typer reads the wrapper's signature, so every command lists the same options, with the same
+    environment variables and help, without repeating them in each module.
+    """
+    own = inspect.signature(func, eval_str=True)
+    hints = typing.get_type_hints(func, include_extras=True)
+    params = [p.replace(annotation=hints.get(p.name, p.annotation))
+              for p in own.parameters.values() if p.name != "common"]
+    shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+              for name, annotation, default in _SHARED]
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> None:
+        common = Common(**{name: kwargs.pop(name) for name, _, _ in _SHARED})
+        func(common=common, **kwargs)
+
+    all_params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared
+    wrapper.__signature__ = own.replace(parameters=all_params, return_annotation=None)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in all_params}
+    del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the original's
+    return wrapper
 
 
 def run(common: Common, out: Output, action: Callable[[], T]) -> T:

@@ -6,32 +6,14 @@ from typing import Annotated, Any
 
 import typer
 
-from cypht_azure.cli.common import (
-    AuthOpt,
-    AuthorityOpt,
-    CaFileOpt,
-    CloudOpt,
-    Common,
-    EnvFileOpt,
-    GraphUrlOpt,
-    JsonOpt,
-    Output,
-    QuietOpt,
-    SandboxDirOpt,
-    SandboxOpt,
-    TenantOpt,
-    TimeoutOpt,
-    VerboseOpt,
-    connection,
-    env,
-    run,
-    sandbox_banner,
-)
+from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
 
 REG = "Registration"
 
 
+@command
 def provision(
+    common: Common,
     url: Annotated[str | None, typer.Option(
         "--url", envvar=env("URL"), rich_help_panel=REG,
         help="Cypht's public base URL, e.g. https://mail.example.com or https://example.com/cypht. "
@@ -74,18 +56,6 @@ def provision(
     verify_timeout: Annotated[float, typer.Option(
         "--verify-timeout", envvar=env("VERIFY_TIMEOUT"), min=1.0, help="Seconds to wait for that.",
     )] = 120.0,
-    auth: AuthOpt = "auto",
-    tenant: TenantOpt = None,
-    cloud: CloudOpt = "public",
-    authority_host: AuthorityOpt = None,
-    graph_url: GraphUrlOpt = None,
-    ca_file: CaFileOpt = None,
-    sandbox: SandboxOpt = False,
-    sandbox_dir: SandboxDirOpt = None,
-    timeout: TimeoutOpt = 30.0,
-    json_output: JsonOpt = False,
-    verbose: VerboseOpt = False,
-    quiet: QuietOpt = False,
 ) -> None:
     """Register (or repair) Cypht's Outlook/Office365 app and write its client ID and secret into .env.
 
@@ -98,8 +68,6 @@ def provision(
 
     Try it without a tenant: cypht-azure provision --sandbox --url https://mail.example.com --env-file ./cypht.env
     """
-    common = Common(auth, tenant, cloud, authority_host, graph_url, ca_file, sandbox, sandbox_dir, timeout,
-                    json_output, verbose, quiet)
     out = Output(common)
 
     def action() -> Any:
@@ -120,13 +88,13 @@ def provision(
             secret_lifetime=parse_duration(secret_lifetime, option="--secret-lifetime"),
             app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
         )
-        with sandbox_banner(out, sandbox):
-            return run_provision(request, lambda plan: connection(common, out), out)
+        with sandbox_banner(out, common.sandbox):
+            return run_provision(request, lambda: connection(common, out), out)
 
     result = run(common, out, action)
     if common.json:
         doc = result.to_json()
-        doc["sandbox"] = sandbox
+        doc["sandbox"] = common.sandbox
         out.document(doc)
         return
     render(result, out)

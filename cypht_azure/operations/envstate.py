@@ -62,6 +62,16 @@ def named_client_id(states: dict[str, ProviderState], env_path: Path) -> str | N
     return ids.pop() if ids else None
 
 
+def held_secret_ids(doc: envfile.EnvDocument, client_id: str) -> set[str]:
+    """Secret IDs that any provider block of this app holds: never removed."""
+    states = read_providers(doc, list(cypht.PROVIDERS)).values()
+    return {s.secret_id for s in states if s.secret_id and s.client_id == client_id}
+
+
+def blocks_using(doc: envfile.EnvDocument, client_id: str) -> list[str]:
+    return [p for p, s in read_providers(doc, list(cypht.PROVIDERS)).items() if s.client_id == client_id]
+
+
 def updates_for(
     doc: envfile.EnvDocument, providers: list[str], *, client_id: str, secret: Secret, key_id: str,
     redirect_uri: str,

@@ -246,8 +246,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
     if held:
         actions.append(f"Keep the client secret {key_id} that {env_path} holds (expires {expires}).")
 
-    all_held_ids = {s.secret_id for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values()
-                    if s.secret_id and s.client_id == client_id}
+    all_held_ids = envstate.held_secret_ids(doc, client_id)
     keys_written: list[str] = []
     if secret is None:
         end = iso(now + req.secret_lifetime)
@@ -257,11 +256,11 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
                 doc, req.providers, client_id=client_id, secret=Secret(""), key_id="", redirect_uri=plan.primary_uri,
             ))
         else:
-            removed = await make_room_for_secret(session, app, keep=all_held_ids)
+            removed = await make_room_for_secret(session, app, env_path, keep=all_held_ids)
             for key in removed:
                 actions.append(f"Removed the unused cypht-azure client secret {key} to make room.")
             created_pw = await graph.add_password(
-                app["id"], display_name=new_secret_name(now), end=end, fresh_object=created,
+                app["id"], display_name=new_secret_name(now, env_path), end=end, fresh_object=created,
             )
             secret = Secret(str(created_pw.pop("secretText")))
             key_id = str(created_pw["keyId"]).lower()

@@ -1,8 +1,18 @@
-"""Which client secrets are the tool's, and freeing a slot when Entra's 2-secret limit applies."""
+"""Which client secrets are the tool's (and for which `.env`), and freeing a slot under Entra's 2-secret limit.
+
+A secret's display name records who made it: `cypht-azure 2026-11-28 mail1:3fa9c2d1`, where the
+last part names the `.env` it was written to (host name and a hash of the file's real path).
+Cleanup only ever removes secrets made for the same `.env`: two Cypht servers sharing one app
+registration, each with its own `.env`, never remove each other's live secret.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import os
+import socket
+from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht
@@ -13,12 +23,33 @@ from cypht_azure.operations.session import Session, parse_time
 PERSONAL_SECRET_LIMIT = 2
 
 
-def new_secret_name(now: dt.datetime) -> str:
-    return f"{cypht.SECRET_NAME_PREFIX} {now:%Y-%m-%d}"
+def env_tag(env_path: Path) -> str:
+    real = os.path.realpath(env_path)
+    host = socket.gethostname().split(".")[0][:24] or "host"
+    digest = hashlib.sha256(f"{socket.gethostname()}:{real}".encode()).hexdigest()[:8]
+    return f"{host}:{digest}"
+
+
+def new_secret_name(now: dt.datetime, env_path: Path) -> str:
+    return f"{cypht.SECRET_NAME_PREFIX} {now:%Y-%m-%d} {env_tag(env_path)}"
 
 
 def is_tool_secret(credential: dict[str, Any]) -> bool:
-    return str(credential.get("displayName") or "").startswith(cypht.SECRET_NAME_PREFIX)
+    return str(credential.get("displayName") or "").startswith(cypht.SECRET_NAME_PREFIX + " ")
+
+
+def made_for(credential: dict[str, Any], env_path: Path) -> bool:
+    """Created by cypht-azure for this very `.env`."""
+    name = str(credential.get("displayName") or "")
+    return is_tool_secret(credential) and name.endswith(" " + env_tag(env_path))
+
+
+def owner_label(credential: dict[str, Any], env_path: Path) -> str:
+    if made_for(credential, env_path):
+        return "cypht-azure (this .env)"
+    if is_tool_secret(credential):
+        return "cypht-azure (another .env)"
+    return "someone else"
 
 
 def key_id_of(credential: dict[str, Any]) -> str:
@@ -30,15 +61,20 @@ def oldest_first(credentials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(credentials, key=lambda c: parse_time(c.get("endDateTime")) or epoch)
 
 
-async def make_room_for_secret(session: Session, app: dict[str, Any], *, keep: set[str | None]) -> list[str]:
-    """On personal-account apps at the limit, remove the tool's own unused secrets (never one `.env` holds)."""
+def removable(credentials: list[dict[str, Any]], env_path: Path, *, keep: set[str]) -> list[dict[str, Any]]:
+    """Secrets made for this `.env` that it no longer holds: safe to remove, oldest first."""
+    return [c for c in oldest_first(credentials) if made_for(c, env_path) and key_id_of(c) not in keep]
+
+
+async def make_room_for_secret(session: Session, app: dict[str, Any], env_path: Path, *, keep: set[str]) -> list[str]:
+    """On personal-account apps at the limit, remove this `.env`'s unused secrets (never one it holds)."""
     credentials = list(app.get("passwordCredentials") or [])
     if not cypht.includes_personal(str(app.get("signInAudience"))) or len(credentials) < PERSONAL_SECRET_LIMIT:
         return []
-    removable = [c for c in oldest_first(credentials) if is_tool_secret(c) and key_id_of(c) not in keep]
+    candidates = removable(credentials, env_path, keep=keep)
     removed: list[str] = []
-    while len(credentials) - len(removed) >= PERSONAL_SECRET_LIMIT and removable:
-        key = key_id_of(removable.pop(0))
+    while len(credentials) - len(removed) >= PERSONAL_SECRET_LIMIT and candidates:
+        key = key_id_of(candidates.pop(0))
         await session.graph.remove_password(str(app["id"]), key)
         removed.append(key)
     if len(credentials) - len(removed) >= PERSONAL_SECRET_LIMIT:
@@ -46,8 +82,9 @@ async def make_room_for_secret(session: Session, app: dict[str, Any], *, keep: s
         raise OperationFailed(
             f"The app already has {len(credentials)} client secrets, the most Entra allows for apps that "
             f"accept personal Microsoft accounts: {listed}.",
-            hint="cypht-azure removes only secrets it created and that .env no longer uses. Delete one of "
-                 "these in the Entra admin center (App registrations > Certificates & secrets) and run again.",
+            hint="cypht-azure removes only secrets it created for this .env and that .env no longer uses. "
+                 "Delete one of these in the Entra admin center (App registrations > Certificates & "
+                 "secrets) and run again.",
         )
     app["passwordCredentials"] = [c for c in credentials if key_id_of(c) not in removed]
     return removed

@@ -1,0 +1,98 @@
+"""`cypht-azure deprovision` and `cypht-azure restore`."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+
+
+@command
+def deprovision(
+    common: Common,
+    env_file: EnvFileOpt = None,
+    app_id: Annotated[str | None, typer.Option(
+        "--app-id", envvar=env("APP_ID"), help="The app (client ID) to delete. Default: the one .env names.",
+    )] = None,
+    url: Annotated[str | None, typer.Option("--url", envvar=env("URL"),
+                                            help="Find the app by Cypht's URL instead.")] = None,
+    purge: Annotated[bool, typer.Option(
+        "--purge", envvar=env("PURGE"), help="Delete permanently (otherwise restorable for 30 days).",
+    )] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", envvar=env("YES"),
+                                      help="Do not ask; required without a terminal.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", envvar=env("DRY_RUN"),
+                                          help="Show what would go; change nothing.")] = False,
+) -> None:
+    """Delete the app registration and remove its keys from .env (other lines stay as they are).
+
+    The deletion can be undone for 30 days with `cypht-azure restore --app-id ID` unless --purge is given.
+    Asks on a terminal; elsewhere it refuses unless --yes is given.
+
+    Example: cypht-azure deprovision --env-file /var/www/cypht/.env --dry-run
+    """
+    out = Output(common)
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+
+    def confirm(question: str) -> bool:
+        return typer.confirm(question, default=False, err=True)
+
+    def action() -> Any:
+        from cypht_azure.operations import envstate
+        from cypht_azure.operations.deprovision import DeprovisionRequest
+        from cypht_azure.operations.runner import run_deprovision
+
+        request = DeprovisionRequest(env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
+                                     purge=purge, dry_run=dry_run, yes=yes)
+        with sandbox_banner(out, common.sandbox):
+            return run_deprovision(request, lambda: connection(common, out), out,
+                                   confirm if interactive else None)
+
+    result = run(common, out, action)
+    if common.json:
+        out.document(result.to_json() | {"sandbox": common.sandbox})
+        return
+    if out.quiet:
+        return
+    out.note(out.bold("Plan (dry run, nothing changed)" if result.dry_run else "Done."))
+    for line in result.actions:
+        out.note(f"  - {line}")
+    if result.deleted and not result.purged:
+        out.note(f"Undo within 30 days: cypht-azure restore --app-id {result.client_id}")
+
+
+@command
+def restore(
+    common: Common,
+    app_id: Annotated[str, typer.Option("--app-id", envvar=env("APP_ID"),
+                                        help="Client ID of the deleted app registration.")],
+) -> None:
+    """Restore an app registration deleted by deprovision (within 30 days).
+
+    Its client secrets come back with it, but deprovision removed them from .env: run
+    `cypht-azure provision --app-id ID --url ...` afterwards to write a new one.
+
+    Example: cypht-azure restore --app-id 11111111-2222-3333-4444-555555555555
+    """
+    out = Output(common)
+
+    def action() -> Any:
+        from cypht_azure.operations.runner import run_restore
+
+        with sandbox_banner(out, common.sandbox):
+            return run_restore(app_id.strip().lower(), lambda: connection(common, out), out)
+
+    result = run(common, out, action)
+    if common.json:
+        out.document(result.to_json() | {"sandbox": common.sandbox})
+    elif not out.quiet:
+        out.note(f"Restored {result.display_name!r} ({result.client_id}).")
+        out.note(f"Next: cypht-azure provision --app-id {result.client_id} --url <Cypht's URL>")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("deprovision")(deprovision)
+    app.command("restore")(restore)

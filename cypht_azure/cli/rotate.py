@@ -1,0 +1,94 @@
+"""`cypht-azure rotate-secret`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+
+
+@command
+def rotate_secret(
+    common: Common,
+    env_file: EnvFileOpt = None,
+    app_id: Annotated[str | None, typer.Option(
+        "--app-id", envvar=env("APP_ID"), help="The app (client ID) to rotate. Default: the one .env names.",
+    )] = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", envvar=env("URL"), help="Find the app by Cypht's URL (as given to provision) instead.",
+    )] = None,
+    if_expiring_within: Annotated[str | None, typer.Option(
+        "--if-expiring-within", envvar=env("IF_EXPIRING_WITHIN"), metavar="DURATION",
+        help="Rotate only if the secret in .env expires within this time (e.g. 30d); otherwise do nothing "
+             "and exit 0. Made for daily schedules.",
+    )] = None,
+    keep_previous: Annotated[bool, typer.Option(
+        "--keep-previous", envvar=env("KEEP_PREVIOUS"),
+        help="Leave the old secret to expire by itself instead of removing it.",
+    )] = False,
+    secret_lifetime: Annotated[str, typer.Option(
+        "--secret-lifetime", envvar=env("SECRET_LIFETIME"), metavar="DURATION",
+        help="How long the new secret lives (at most 2y).",
+    )] = "365d",
+    verify_timeout: Annotated[float, typer.Option(
+        "--verify-timeout", envvar=env("VERIFY_TIMEOUT"), min=1.0,
+        help="Seconds to wait for Entra to accept the new secret before .env is changed.",
+    )] = 120.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", envvar=env("DRY_RUN"),
+                                          help="Show what would happen; change nothing.")] = False,
+) -> None:
+    """Replace the client secret in .env with a new one, with no moment without a working secret.
+
+    Adds a new secret, waits until Entra accepts it, writes it into every provider block of .env that
+    uses the app, then removes the secrets it superseded. Removes only secrets cypht-azure created for
+    this .env; others are listed and left alone. Safe to run from cron or CI.
+
+    Example (daily):
+
+        cypht-azure rotate-secret --env-file /var/www/cypht/.env --if-expiring-within 30d
+    """
+    out = Output(common)
+
+    def action() -> Any:
+        from cypht_azure.durations import parse_duration
+        from cypht_azure.operations import envstate
+        from cypht_azure.operations.provision import MAX_SECRET_LIFETIME
+        from cypht_azure.operations.rotate import RotateRequest
+        from cypht_azure.operations.runner import run_rotate
+
+        lifetime = parse_duration(secret_lifetime, option="--secret-lifetime")
+        if lifetime > MAX_SECRET_LIFETIME:
+            raise ValueError("--secret-lifetime must be at most 2 years (730d).")
+        request = RotateRequest(
+            env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
+            if_expiring_within=parse_duration(if_expiring_within, option="--if-expiring-within")
+            if if_expiring_within else None,
+            keep_previous=keep_previous, secret_lifetime=lifetime, dry_run=dry_run, verify_timeout=verify_timeout,
+        )
+        with sandbox_banner(out, common.sandbox):
+            return run_rotate(request, lambda: connection(common, out), out)
+
+    result = run(common, out, action)
+    if common.json:
+        out.document(result.to_json() | {"sandbox": common.sandbox})
+        return
+    if out.quiet:
+        return
+    if result.skipped:
+        out.note(f"Nothing to do: {result.skipped['reason']}.")
+    elif result.dry_run:
+        out.note(out.bold("Plan (dry run, nothing changed)"))
+    else:
+        out.note(out.bold(f"Rotated the client secret of {result.client_id}."))
+        out.note(f"  New client secret ID  {result.new_key_id} (expires {result.expires})")
+        out.note(f"  Written to            {', '.join(result.keys_written) or '-'} in {result.env_file}")
+    for line in result.actions:
+        out.note(f"  - {line}")
+    if result.removed_key_ids:
+        out.note(f"  Removed               {', '.join(result.removed_key_ids)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rotate-secret")(rotate_secret)

@@ -1,0 +1,139 @@
+"""`cypht-azure status`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.errors import ExitCode
+
+
+@command
+def status(
+    common: Common,
+    env_file: EnvFileOpt = None,
+    app_id: Annotated[str | None, typer.Option(
+        "--app-id", envvar=env("APP_ID"), help="The app (client ID) to report on. Default: the one .env names.",
+    )] = None,
+    url: Annotated[str | None, typer.Option("--url", envvar=env("URL"),
+                                            help="Find the app by Cypht's URL instead.")] = None,
+    verify_secret: Annotated[bool, typer.Option(
+        "--verify-secret", envvar=env("VERIFY_SECRET"), help="Try the .env secret at the token endpoint.",
+    )] = False,
+    fail_within: Annotated[str | None, typer.Option(
+        "--fail-within", envvar=env("FAIL_WITHIN"), metavar="DURATION",
+        help="Exit 6 when the .env secret expires within this time (e.g. 14d) or any finding is an error. "
+             "For CI alerts.",
+    )] = None,
+    all_apps: Annotated[bool, typer.Option(
+        "--all", envvar=env("ALL"), help="Every app tagged cypht-azure in the tenant, most urgent first.",
+    )] = False,
+) -> None:
+    """Show the app, its redirect URIs and secrets next to what .env holds, and what is wrong or expiring.
+
+    Findings: expired or expiring secret, .env secret not on the app, redirect URI mismatch, query
+    string with a personal-account audience, provider blocks pointing at different apps, missing keys,
+    app deleted.
+
+    Examples:
+
+        cypht-azure status --env-file /var/www/cypht/.env --verify-secret
+
+        cypht-azure status --env-file /var/www/cypht/.env --fail-within 14d   # in CI: exit 6 = act now
+    """
+    out = Output(common)
+
+    def action() -> Any:
+        from cypht_azure.durations import parse_duration
+        from cypht_azure.operations import envstate
+        from cypht_azure.operations.runner import run_status, run_status_all
+        from cypht_azure.operations.status import DEFAULT_WARN_WITHIN, StatusRequest
+
+        within = parse_duration(fail_within, option="--fail-within") if fail_within else None
+        with sandbox_banner(out, common.sandbox):
+            if all_apps:
+                return run_status_all(lambda: connection(common, out), out), within
+            request = StatusRequest(env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
+                                    verify_secret=verify_secret, warn_within=max(within or DEFAULT_WARN_WITHIN,
+                                                                                 DEFAULT_WARN_WITHIN))
+            return run_status(request, lambda: connection(common, out), out), within
+
+    result, within = run(common, out, action)
+    failing = False
+    if all_apps:
+        limit = within.total_seconds() / 86400 if within else None
+        failing = limit is not None and any(a.days_left is None or a.days_left <= limit for a in result.apps)
+        if common.json:
+            out.document(result.to_json() | {"sandbox": common.sandbox})
+        elif not out.quiet:
+            render_all(result, out)
+    else:
+        if within is not None:
+            days = result.env_secret_days_left
+            failing = result.has_errors or days is None or days <= within.total_seconds() / 86400
+        if common.json:
+            out.document(result.to_json() | {"sandbox": common.sandbox, "failing": failing})
+        elif not out.quiet:
+            render(result, out)
+    if failing:
+        raise typer.Exit(int(ExitCode.FINDINGS))
+
+
+def _table(rows: list[list[str]], out: Output) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for n, row in enumerate(rows):
+        line = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip()
+        out.note("  " + (out.bold(line) if n == 0 else line))
+
+
+def render(result: Any, out: Output) -> None:
+    app = result.app
+    if app:
+        out.note(out.bold(f"{app['display_name']}  ({'managed by cypht-azure' if app['managed_by_cypht_azure'] else 'not created by cypht-azure'})"))
+        out.note(f"  Application (client) ID  {app['client_id']}")
+        out.note(f"  Object ID                {app['object_id']}")
+        out.note(f"  Sign-in audience         {app['sign_in_audience']}")
+        out.note(f"  Redirect URIs            {', '.join(app['redirect_uris']) or '-'}")
+    out.note("")
+    out.note(out.bold(f".env: {result.env_file}"))
+    rows = [["PROVIDER", "CLIENT_ID", "CLIENT_URI", "URI REGISTERED", "SECRET ID"]]
+    for p in result.providers:
+        registered = "-" if not app or not p.client_uri else ("yes" if p.client_uri in app["redirect_uris"] else "NO")
+        rows.append([p.provider.upper(), p.client_id or "-", p.client_uri or "-", registered, p.secret_id or "-"])
+    _table(rows, out)
+    if result.secrets:
+        out.note("")
+        out.note(out.bold("Client secrets"))
+        rows = [["SECRET ID", "HINT", "CREATED BY", "START", "END", "DAYS LEFT", "IN .ENV"]]
+        for s in result.secrets:
+            days = "-" if s.days_left is None else f"{s.days_left:.0f}"
+            rows.append([s.key_id, s.hint or "-", s.created_by, (s.start or "-")[:10], (s.end or "-")[:10], days,
+                         ", ".join(p.upper() for p in s.in_env) or "-"])
+        _table(rows, out)
+    out.note("")
+    if not result.findings:
+        out.note(out.green("No problems found."))
+    for f in result.findings:
+        label = {"error": "ERROR", "warning": "WARNING"}.get(f.severity, f.severity.upper())
+        out.note(f"{label} [{f.code}] {f.message}")
+        if f.fix:
+            out.note(f"    fix: {f.fix}")
+    if result.secret_verified:
+        out.note(out.green("The .env secret works at the token endpoint."))
+
+
+def render_all(result: Any, out: Output) -> None:
+    out.note(out.bold(f"{len(result.apps)} app registration(s) tagged cypht-azure in tenant {result.tenant_id}"))
+    if not result.apps:
+        return
+    rows = [["DAYS LEFT", "NEAREST EXPIRY", "CLIENT ID", "NAME", "SECRETS"]]
+    for a in result.apps:
+        days = "none live" if a.days_left is None or a.days_left <= 0 else f"{a.days_left:.0f}"
+        rows.append([days, (a.nearest_expiry or "-")[:10], a.client_id, a.display_name or "-", str(a.secrets)])
+    _table(rows, out)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("status")(status)

@@ -1,0 +1,68 @@
+"""Finding the app registration a command is about: --app-id, else the client ID in `.env`, else --url."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cypht_azure import cypht, envfile
+from cypht_azure.errors import AppNotFound, InputError
+from cypht_azure.operations import envstate
+from cypht_azure.operations.session import Session
+
+
+@dataclass
+class Target:
+    """How the user named the app, resolved before any Graph call."""
+
+    app_id: str | None = None
+    unique_name: str | None = None
+    source: str = ""
+    explicit: bool = False  # named by --app-id: the user takes responsibility for a foreign app
+
+
+def choose_target(doc: envfile.EnvDocument, env_path: Path, *, app_id: str | None, url: str | None) -> Target:
+    if app_id:
+        return Target(app_id=app_id.strip().lower(), source="--app-id", explicit=True)
+    states = envstate.read_providers(doc, list(cypht.PROVIDERS))
+    named = envstate.named_client_id(states, env_path)
+    if named:
+        return Target(app_id=named.lower(), source=str(env_path))
+    if url:
+        try:
+            uri = cypht.redirect_uri_for(url)
+        except cypht.InvalidInput as exc:
+            raise InputError(str(exc)) from None
+        return Target(unique_name=cypht.unique_name_for(uri), source="--url")
+    raise InputError(
+        f"{env_path} names no client ID (OUTLOOK_CLIENT_ID / OFFICE365_CLIENT_ID).",
+        hint="Give --env-file (the .env that `provision` wrote), --app-id or --url; "
+             "or run `cypht-azure provision` first.",
+    )
+
+
+async def fetch_app(session: Session, target: Target, *, select: list[str] | None = None) -> dict[str, Any] | None:
+    if target.app_id:
+        return await session.graph.get_application(app_id=target.app_id, select=select)
+    return await session.graph.get_application(unique_name=target.unique_name, select=select)
+
+
+def not_found(target: Target, session: Session) -> AppNotFound:
+    what = target.app_id or f"for this URL ({target.unique_name})"
+    return AppNotFound(
+        f"No app registration {what} (named by {target.source}) exists in tenant {session.tenant_id}.",
+        hint="It may have been deleted (restore it within 30 days with `cypht-azure restore --app-id ID`) "
+             "or belong to another tenant (check --tenant).",
+    )
+
+
+def require_ours(app: dict[str, Any], target: Target) -> None:
+    """Never act on an app the tool did not create unless the user named it with --app-id."""
+    if target.explicit or cypht.TAG in (app.get("tags") or []):
+        return
+    raise InputError(
+        f"The app registration {app.get('appId')} ({app.get('displayName')!r}) named by {target.source} "
+        "was not created by cypht-azure.",
+        hint=f"To act on it anyway, name it explicitly with --app-id {app.get('appId')}.",
+    )
