@@ -40,22 +40,22 @@ AuthOpt = Annotated[str, typer.Option(
          "then device code on a terminal.",
 )]
 TenantOpt = Annotated[str | None, typer.Option(
-    "--tenant", envvar=[env("TENANT"), "AZURE_TENANT_ID"], rich_help_panel=SIGN_IN,
+    "--tenant", metavar="TENANT", envvar=[env("TENANT"), "AZURE_TENANT_ID"], rich_help_panel=SIGN_IN,
     help="Tenant ID or domain (e.g. contoso.onmicrosoft.com). Default: the sign-in's home tenant.",
 )]
 CloudOpt = Annotated[str, typer.Option(
-    "--cloud", envvar=env("CLOUD"), rich_help_panel=SIGN_IN, help="public, usgov or china.",
+    "--cloud", metavar="CLOUD", envvar=env("CLOUD"), rich_help_panel=SIGN_IN, help="public, usgov or china.",
 )]
 AuthorityOpt = Annotated[str | None, typer.Option(
-    "--authority-host", envvar=[env("AUTHORITY_HOST"), "AZURE_AUTHORITY_HOST"], rich_help_panel=SIGN_IN,
+    "--authority-host", metavar="URL", envvar=[env("AUTHORITY_HOST"), "AZURE_AUTHORITY_HOST"], rich_help_panel=SIGN_IN,
     help="Sign-in endpoint for private or emulated deployments, e.g. https://login.example.test",
 )]
 GraphUrlOpt = Annotated[str | None, typer.Option(
-    "--graph-url", envvar=env("GRAPH_URL"), rich_help_panel=SIGN_IN,
+    "--graph-url", metavar="URL", envvar=env("GRAPH_URL"), rich_help_panel=SIGN_IN,
     help="Microsoft Graph base URL including the version, e.g. https://graph.microsoft.com/v1.0",
 )]
 CaFileOpt = Annotated[str | None, typer.Option(
-    "--ca-file", envvar=env("CA_FILE"), rich_help_panel=SIGN_IN,
+    "--ca-file", metavar="PEM", envvar=env("CA_FILE"), rich_help_panel=SIGN_IN,
     help="Extra CA certificate (PEM) to trust for the endpoints. Verification is never turned off.",
 )]
 SandboxOpt = Annotated[bool, typer.Option(
@@ -64,11 +64,11 @@ SandboxOpt = Annotated[bool, typer.Option(
          "nothing you do here reaches Microsoft.",
 )]
 SandboxDirOpt = Annotated[Path | None, typer.Option(
-    "--sandbox-dir", envvar=env("SANDBOX_DIR"), rich_help_panel=SIGN_IN,
+    "--sandbox-dir", metavar="DIR", envvar=env("SANDBOX_DIR"), rich_help_panel=SIGN_IN,
     help="Where --sandbox keeps its tenant between commands. Default: $XDG_STATE_HOME/cypht-azure/sandbox.",
 )]
 TimeoutOpt = Annotated[float, typer.Option(
-    "--timeout", envvar=env("TIMEOUT"), rich_help_panel=SIGN_IN, min=1.0,
+    "--timeout", metavar="SECONDS", envvar=env("TIMEOUT"), rich_help_panel=SIGN_IN, min=1.0,
     help="Seconds to wait for one Graph response before retrying.",
 )]
 JsonOpt = Annotated[bool, typer.Option(
@@ -83,7 +83,7 @@ QuietOpt = Annotated[bool, typer.Option(
     "--quiet", "-q", envvar=env("QUIET"), rich_help_panel=OUTPUT, help="Print only errors.",
 )]
 EnvFileOpt = Annotated[str | None, typer.Option(
-    "--env-file", envvar=[env("ENV_FILE"), "CYPHT_DOTENV"], show_default="./.env",
+    "--env-file", metavar="PATH", envvar=[env("ENV_FILE"), "CYPHT_DOTENV"], show_default="./.env",
     help="Cypht's .env file (for Docker: the compose env_file). Default: $CYPHT_DOTENV, else ./.env.",
 )]
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.help import GroupedCommand
 
 
 @command
@@ -15,9 +16,9 @@ def deprovision(
     common: Common,
     env_file: EnvFileOpt = None,
     app_id: Annotated[str | None, typer.Option(
-        "--app-id", envvar=env("APP_ID"), help="The app (client ID) to delete. Default: the one .env names.",
+        "--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"), help="The app (client ID) to delete. Default: the one .env names.",
     )] = None,
-    url: Annotated[str | None, typer.Option("--url", envvar=env("URL"),
+    url: Annotated[str | None, typer.Option("--url", metavar="URL", envvar=env("URL"),
                                             help="Find the app by Cypht's URL instead.")] = None,
     purge: Annotated[bool, typer.Option(
         "--purge", envvar=env("PURGE"), help="Delete permanently (otherwise restorable for 30 days).",
@@ -67,7 +68,7 @@ def deprovision(
 @command
 def restore(
     common: Common,
-    app_id: Annotated[str, typer.Option("--app-id", envvar=env("APP_ID"),
+    app_id: Annotated[str, typer.Option("--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"),
                                         help="Client ID of the deleted app registration.")],
 ) -> None:
     """Restore an app registration deleted by deprovision (within 30 days).
@@ -94,5 +95,5 @@ def restore(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("deprovision")(deprovision)
-    app.command("restore")(restore)
+    app.command("deprovision", cls=GroupedCommand)(deprovision)
+    app.command("restore", cls=GroupedCommand)(restore)

@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
+from cypht_azure.cli.help import GroupedCommand
+
 
 def emulator(
-    state_dir: Annotated[Path, typer.Option("--state-dir", envvar="CYPHT_AZURE_EMULATOR_DIR",
+    state_dir: Annotated[Path, typer.Option("--state-dir", metavar="DIR", envvar="CYPHT_AZURE_EMULATOR_DIR",
                                             help="Folder for the tenant's state, certificates and emulator.json.")],
-    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 0,
+    port: Annotated[int, typer.Option("--port", metavar="PORT", min=0, max=65535, help="Port on 127.0.0.1 (0: any free port).")] = 0,
 ) -> None:
     """Serve a local emulator of Microsoft Entra ID sign-in and Microsoft Graph over HTTPS until interrupted.
 
@@ -26,4 +28,4 @@ def emulator(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("emulator")(emulator)
+    app.command("emulator", cls=GroupedCommand)(emulator)

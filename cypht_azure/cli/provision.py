@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.help import GroupedCommand
 
 REG = "Registration"
 
@@ -15,35 +16,35 @@ REG = "Registration"
 def provision(
     common: Common,
     url: Annotated[str | None, typer.Option(
-        "--url", envvar=env("URL"), rich_help_panel=REG,
+        "--url", metavar="URL", envvar=env("URL"), rich_help_panel=REG,
         help="Cypht's public base URL, e.g. https://mail.example.com or https://example.com/cypht. "
              "The redirect URI is this URL with a trailing slash and no query.",
     )] = None,
     redirect_uri: Annotated[list[str] | None, typer.Option(
-        "--redirect-uri", envvar=env("REDIRECT_URI"), rich_help_panel=REG,
+        "--redirect-uri", metavar="URI", envvar=env("REDIRECT_URI"), rich_help_panel=REG,
         help="Register this redirect URI instead of the one derived from --url (repeatable; the first "
              "one is written to *_CLIENT_URI).",
     )] = None,
     env_file: EnvFileOpt = None,
     provider: Annotated[str, typer.Option(
-        "--provider", envvar=env("PROVIDER"), rich_help_panel=REG,
+        "--provider", metavar="PROVIDER", envvar=env("PROVIDER"), rich_help_panel=REG,
         help="Which Cypht provider blocks to write: outlook, office365 or both (one registration serves both).",
     )] = "both",
     name: Annotated[str | None, typer.Option(
-        "--name", envvar=env("NAME"), rich_help_panel=REG,
+        "--name", metavar="NAME", envvar=env("NAME"), rich_help_panel=REG,
         help="Display name in the Entra admin center. Default: 'Cypht webmail (HOST)'.",
     )] = None,
     audience: Annotated[str, typer.Option(
-        "--audience", envvar=env("AUDIENCE"), rich_help_panel=REG,
+        "--audience", metavar="AUDIENCE", envvar=env("AUDIENCE"), rich_help_panel=REG,
         help="Who may sign in: any (work/school and personal accounts; needed by Cypht's default "
              "login.live.com endpoints), personal, single-tenant or multi-tenant.",
     )] = "any",
     secret_lifetime: Annotated[str, typer.Option(
-        "--secret-lifetime", envvar=env("SECRET_LIFETIME"), rich_help_panel=REG,
+        "--secret-lifetime", metavar="DURATION", envvar=env("SECRET_LIFETIME"), rich_help_panel=REG,
         help="How long a new client secret lives: 30d, 6m, 1y ... at most 2y. Rotate with rotate-secret.",
     )] = "365d",
     app_id: Annotated[str | None, typer.Option(
-        "--app-id", envvar=env("APP_ID"), rich_help_panel=REG,
+        "--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"), rich_help_panel=REG,
         help="Manage this existing app registration (client ID) instead of finding or creating one.",
     )] = None,
     dry_run: Annotated[bool, typer.Option(
@@ -54,7 +55,7 @@ def provision(
         help="After writing a new secret, wait until Entra accepts it at the token endpoint.",
     )] = True,
     verify_timeout: Annotated[float, typer.Option(
-        "--verify-timeout", envvar=env("VERIFY_TIMEOUT"), min=1.0, help="Seconds to wait for that.",
+        "--verify-timeout", metavar="SECONDS", envvar=env("VERIFY_TIMEOUT"), min=1.0, help="Seconds to wait for that.",
     )] = 120.0,
 ) -> None:
     """Register (or repair) Cypht's Outlook/Office365 app and write its client ID and secret into .env.
@@ -127,4 +128,4 @@ def render(result: Any, out: Output) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("provision")(provision)
+    app.command("provision", cls=GroupedCommand)(provision)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.help import GroupedCommand
 
 
 @command
@@ -14,10 +15,10 @@ def rotate_secret(
     common: Common,
     env_file: EnvFileOpt = None,
     app_id: Annotated[str | None, typer.Option(
-        "--app-id", envvar=env("APP_ID"), help="The app (client ID) to rotate. Default: the one .env names.",
+        "--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"), help="The app (client ID) to rotate. Default: the one .env names.",
     )] = None,
     url: Annotated[str | None, typer.Option(
-        "--url", envvar=env("URL"), help="Find the app by Cypht's URL (as given to provision) instead.",
+        "--url", metavar="URL", envvar=env("URL"), help="Find the app by Cypht's URL (as given to provision) instead.",
     )] = None,
     if_expiring_within: Annotated[str | None, typer.Option(
         "--if-expiring-within", envvar=env("IF_EXPIRING_WITHIN"), metavar="DURATION",
@@ -33,7 +34,7 @@ def rotate_secret(
         help="How long the new secret lives (at most 2y).",
     )] = "365d",
     verify_timeout: Annotated[float, typer.Option(
-        "--verify-timeout", envvar=env("VERIFY_TIMEOUT"), min=1.0,
+        "--verify-timeout", metavar="SECONDS", envvar=env("VERIFY_TIMEOUT"), min=1.0,
         help="Seconds to wait for Entra to accept the new secret before .env is changed.",
     )] = 120.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", envvar=env("DRY_RUN"),
@@ -91,4 +92,4 @@ def rotate_secret(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("rotate-secret")(rotate_secret)
+    app.command("rotate-secret", cls=GroupedCommand)(rotate_secret)

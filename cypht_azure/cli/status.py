@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.help import GroupedCommand
 from cypht_azure.errors import ExitCode
 
 
@@ -15,9 +16,9 @@ def status(
     common: Common,
     env_file: EnvFileOpt = None,
     app_id: Annotated[str | None, typer.Option(
-        "--app-id", envvar=env("APP_ID"), help="The app (client ID) to report on. Default: the one .env names.",
+        "--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"), help="The app (client ID) to report on. Default: the one .env names.",
     )] = None,
-    url: Annotated[str | None, typer.Option("--url", envvar=env("URL"),
+    url: Annotated[str | None, typer.Option("--url", metavar="URL", envvar=env("URL"),
                                             help="Find the app by Cypht's URL instead.")] = None,
     verify_secret: Annotated[bool, typer.Option(
         "--verify-secret", envvar=env("VERIFY_SECRET"), help="Try the .env secret at the token endpoint.",
@@ -136,4 +137,4 @@ def render_all(result: Any, out: Output) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("status")(status)
+    app.command("status", cls=GroupedCommand)(status)
