@@ -20,7 +20,8 @@ from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe
 from cypht_azure.errors import AppNotFound, InputError, OperationFailed
 from cypht_azure.operations import envstate
-from cypht_azure.operations.secrets import make_room_for_secret, new_secret_name
+from cypht_azure.operations.checkpoints import checkpoint
+from cypht_azure.operations.secrets import key_id_of, make_room_for_secret, new_secret_name, removable
 from cypht_azure.operations.session import Session, iso, parse_time, utcnow, verify_secret
 from cypht_azure.secret import Secret
 
@@ -230,6 +231,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
             updated = sorted(plan.body)
             actions.append(f"A registration for this URL already existed ({app.get('appId')}); it was updated.")
 
+    checkpoint("app-ready")
     client_id = str(app["appId"])
     now = utcnow()
     credentials = list(app.get("passwordCredentials") or [])
@@ -266,6 +268,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
             key_id = str(created_pw["keyId"]).lower()
             expires = str(created_pw.get("endDateTime") or end)
             secret_created = True
+            checkpoint("secret-added")
     if secret is not None and key_id is not None:
         updates = envstate.updates_for(
             doc, req.providers, client_id=client_id, secret=secret, key_id=key_id, redirect_uri=plan.primary_uri,
@@ -279,8 +282,17 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
                     # The secret could not be stored: take it back so none is left unrecorded.
                     await graph.remove_password(app["id"], key_id)
                 raise
+            checkpoint("env-written")
         if keys_written:
             actions.append(f"{'Write' if req.dry_run else 'Wrote'} {', '.join(keys_written)} in {env_path}.")
+
+    if not req.dry_run and key_id is not None:
+        # Secrets made for this .env that it does not hold were left by an interrupted run: remove them.
+        keep = all_held_ids | {key_id}
+        for orphan in removable(list(app.get("passwordCredentials") or []), env_path, keep=keep):
+            if await graph.remove_password(app["id"], key_id_of(orphan)):
+                removed.append(key_id_of(orphan))
+                actions.append(f"Removed the unused cypht-azure client secret {key_id_of(orphan)}.")
 
     verified: bool | None = None
     if secret_created and req.verify and secret is not None:
@@ -307,7 +319,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
         secret_expires=expires,
         env_file=str(env_path),
         keys_written=keys_written,
-        changed=bool(created or updated or secret_created or keys_written) and not req.dry_run,
+        changed=bool(created or updated or secret_created or keys_written or removed) and not req.dry_run,
         created=created,
         updated_fields=updated,
         secret_created=secret_created,

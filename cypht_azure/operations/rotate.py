@@ -20,6 +20,7 @@ from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe
 from cypht_azure.errors import OperationFailed
 from cypht_azure.operations import envstate
+from cypht_azure.operations.checkpoints import checkpoint
 from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
 from cypht_azure.operations.secrets import (
     key_id_of,
@@ -138,6 +139,7 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
     secret = Secret(str(created.pop("secretText")))
     new_id = key_id_of(created)
     result.new_key_id, result.expires = new_id, str(created.get("endDateTime") or end)
+    checkpoint("secret-added")
 
     session.progress.step("Waiting until Entra accepts the new client secret")
     ok, last = verify_secret(session, client_id, secret, timeout=req.verify_timeout)
@@ -150,6 +152,7 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
             hint="Run rotate-secret again later, or with a longer --verify-timeout.",
         )
     result.secret_verified = True
+    checkpoint("secret-verified")
 
     updates: dict[str, str | None] = {}
     for provider in providers:
@@ -164,6 +167,7 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
     except BaseException:
         await graph.remove_password(object_id, new_id)
         raise
+    checkpoint("env-written")
 
     still_held = envstate.held_secret_ids(new_doc, client_id)
     superseded = [key_id_of(c) for c in removable(credentials, env_path, keep=still_held | {new_id})]

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from cypht_azure import envfile
 from cypht_azure.operations.apps import Target, choose_target
+from cypht_azure.operations.checkpoints import checkpoint
 from cypht_azure.operations.deprovision import (
     DeprovisionRequest,
     DeprovisionResult,
@@ -44,10 +45,12 @@ def _with_env(
     with lock:
         if writes:
             doc = envfile.load(path)  # re-read under the lock: another run may have just written it
+            checkpoint("env-locked")
         conn = make_connection()
 
         async def main() -> T:
             async with open_session(conn, progress) as session:
+                checkpoint("signed-in")
                 return await body(session, doc)
 
         return asyncio.run(main())
