@@ -1,0 +1,951 @@
+"""Read, edit and atomically rewrite Cypht's ``.env`` without breaking it.
+
+Cypht loads ``.env`` with symfony/dotenv and does not catch its ``FormatException``: a file it cannot
+parse takes every page down. So this module carries a close Python port of symfony/dotenv's
+``Dotenv::parse()`` (6.4, checked against Debian's 5.4.53), refuses files that port rejects, edits only
+the lines that assign the keys it is asked to change, writes values in a form that symfony/dotenv and
+python-dotenv both read back exactly, and replaces the file atomically under a lock.
+
+Nothing here ever puts a value into an exception message or a repr: values may be secrets.
+"""
+
+from __future__ import annotations
+
+import bisect
+import errno
+import fcntl
+import io
+import os
+import re
+import secrets
+import stat
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "MAX_ENV_BYTES",
+    "Assignment",
+    "EnvDocument",
+    "EnvFileError",
+    "check_writable",
+    "editing",
+    "format_value",
+    "load",
+    "locked",
+    "parse",
+    "write_atomic",
+]
+
+MAX_ENV_BYTES = 1024 * 1024
+"""Files larger than this are refused: a real Cypht .env is a few KiB."""
+
+_BOM = "\ufeff"
+# symfony's VARNAME_REGEX is (?i:_?[A-Z][A-Z0-9_]*+). Spelled out in ASCII: Python's IGNORECASE
+# would also let [A-Z] match a few non-ASCII letters (dotless i, long s, the Kelvin sign).
+_NAME = r"_?[A-Za-z][A-Za-z0-9_]*"
+_KEY_RE = re.compile(_NAME + r"\Z")
+_VARNAME_AT = re.compile(r"(export[ \t]+)?(" + _NAME + r")")
+_EMPTY_VALUE_AT = re.compile(r"[ \t]*(?:#.*)?$", re.MULTILINE)
+# PCRE's \s without /u: ASCII whitespace including vertical tab.
+_WS = " \t\n\r\x0b\x0c"
+_HAS_WS = re.compile(r"[ \t\n\r\x0b\x0c]")
+# symfony 6.4 (the version Cypht pins) requires a non-empty default ([^}]++); 5.4 allowed an empty one.
+_VARIABLE = re.compile(
+    r"(?<!\\)(?P<backslashes>\\*)\$(?!\()(?P<opening_brace>\{)?(?P<name>" + _NAME + r")?"
+    r"(?P<default_value>:[-=][^}]+)?(?P<closing_brace>\})?"
+)
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+# python-dotenv expands ${NAME} and ${NAME:-default} in every value, whatever the quoting.
+_PYTHON_DOTENV_VARIABLE = re.compile(r"\$\{[^}:]*(?::-[^}]*)?\}")
+
+_LOCK_POLL_SECONDS = 0.05
+
+
+class EnvFileError(Exception):
+    """A .env problem: says where (path, line, key), what is wrong and how to fix it. Never a value."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: Path | str | None = None,
+        line: int | None = None,
+        key: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.path = Path(path) if path is not None else None
+        self.line = line
+        self.key = key
+        self.problem = problem
+        self.fix = fix
+        super().__init__(str(self))
+
+    @property
+    def message(self) -> str:
+        where = str(self.path) if self.path is not None else ".env"
+        if self.line is not None:
+            where += f", line {self.line}"
+        return f"{where}: {self.problem}"
+
+    @property
+    def hint(self) -> str | None:
+        return self.fix
+
+    def __str__(self) -> str:
+        return self.message if not self.fix else f"{self.message}\nFix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One ``KEY=value`` statement as symfony/dotenv reads it.
+
+    ``line``/``end_line`` are 1-based and inclusive (a quoted value may span lines); every line of the
+    span belongs to this assignment alone. ``value_col`` is where the value starts in the first line,
+    ``value_end_col`` where it stops in the last line (a trailing ``# comment`` may follow).
+    """
+
+    key: str
+    value: str = field(repr=False)
+    line: int
+    end_line: int
+    export: bool
+    value_col: int
+    value_end_col: int
+
+
+# --------------------------------------------------------------------------------------------------
+# The symfony/dotenv lexer, ported from Dotenv::parse() and its helpers.
+# --------------------------------------------------------------------------------------------------
+
+_FIXES = {
+    "name": "Variable names are letters, digits and _ and start with a letter (or _ and a letter); "
+    "correct the line or comment it out with #.",
+    "unset": "symfony/dotenv cannot unset a variable: write NAME= (empty) or delete the line.",
+    "equals": "Write NAME=value, or comment the line out with #.",
+    "space_name": "Remove the spaces around =: write NAME=value.",
+    "space_value": "Remove the spaces after =: write NAME=value (quote the value if it has spaces).",
+    "quote": "Add the missing closing quote.",
+    "spaces": "Put the value in single quotes: NAME='value with spaces'.",
+    "paren": "Close the parenthesis, or escape the $ as \\$, or use single quotes.",
+    "command": "Cypht does not install symfony/process, so $(...) fails at load time: "
+    "escape it as \\$(...) or use single quotes.",
+    "brace": "Close the brace (${NAME}), escape the $ as \\$, or use single quotes.",
+    "default": "Remove that character from the default value.",
+    "bom": "Save the file as UTF-8 without a byte-order mark.",
+}
+
+
+class _Lexer:
+    """State of one parse, mirroring the PHP class's private fields."""
+
+    def __init__(self, text: str, path: Path | None, environ: Mapping[str, str]) -> None:
+        self.data = text.replace("\r\n", "\n").replace("\r", "\n")
+        self.path = path
+        self.environ = environ
+        self.cursor = 0
+        self.end = len(self.data)
+        self.values: dict[str, str] = {}
+        self.value_end = 0
+        # symfony's own line counter is not advanced inside quoted values, so its line numbers drift
+        # after a multi-line value; positions here are computed from offsets instead.
+        self.line_starts = [0] + [m.end() for m in re.finditer("\n", self.data)]
+
+    # -- positions and errors --
+
+    def line_of(self, offset: int) -> int:
+        return bisect.bisect_right(self.line_starts, offset)
+
+    def col_of(self, offset: int) -> int:
+        return offset - self.line_starts[self.line_of(offset) - 1]
+
+    def error(self, problem: str, fix_key: str, *, at: int | None = None, key: str | None = None) -> EnvFileError:
+        offset = self.cursor if at is None else at
+        line = self.line_of(min(offset, max(self.end - 1, 0)))
+        return EnvFileError(
+            f"symfony/dotenv (Cypht's loader) would reject this file: {problem}.",
+            path=self.path,
+            line=line,
+            key=key,
+            fix=_FIXES[fix_key],
+        )
+
+    def char(self, offset: int) -> str:
+        """PHP's $data[$i]: an out-of-range offset reads as ''."""
+        return self.data[offset] if 0 <= offset < self.end else ""
+
+    # -- Dotenv::parse() --
+
+    def parse(self) -> list[Assignment]:
+        assignments: list[Assignment] = []
+        self.skip_empty_lines()
+        while self.cursor < self.end:
+            start = self.cursor
+            name, export = self.lex_varname()
+            value_start = self.cursor
+            if self.cursor < self.end:
+                value = self.lex_value(name)
+            else:  # "NAME=" at the very end of the file
+                value, self.value_end = "", self.cursor
+            self.values[name] = value
+            assignments.append(
+                Assignment(
+                    key=name,
+                    value=value,
+                    line=self.line_of(start),
+                    end_line=self.line_of(self.value_end),
+                    export=export,
+                    value_col=self.col_of(value_start),
+                    value_end_col=self.col_of(self.value_end),
+                )
+            )
+        return assignments
+
+    def lex_varname(self) -> tuple[str, bool]:
+        match = _VARNAME_AT.match(self.data, self.cursor)
+        if match is None:
+            raise self.error("invalid character in variable name", "name")
+        self.cursor = match.end()
+        name, export = match.group(2), match.group(1) is not None
+        nxt = self.char(self.cursor)
+        if nxt in ("", "\n", "#"):
+            if export:
+                raise self.error("unable to unset an environment variable", "unset", key=name)
+            raise self.error("missing = in the variable declaration", "equals", key=name)
+        if nxt in (" ", "\t"):
+            raise self.error("whitespace after the variable name", "space_name", key=name)
+        if nxt != "=":
+            raise self.error("missing = in the variable declaration", "equals", key=name)
+        self.cursor += 1
+        return name, export
+
+    def lex_value(self, name: str) -> str:
+        empty = _EMPTY_VALUE_AT.match(self.data, self.cursor)
+        if empty is not None:
+            self.value_end = self.cursor
+            self.cursor = empty.end()
+            self.skip_empty_lines()
+            return ""
+        if self.char(self.cursor) in (" ", "\t"):
+            raise self.error("whitespace before the value", "space_value", key=name)
+        value = ""
+        while True:
+            c = self.char(self.cursor)
+            if c == "'":
+                value += self.lex_single_quoted(name)
+            elif c == '"':
+                value += self.lex_double_quoted(name)
+            else:
+                value += self.lex_unquoted(name)
+                if self.char(self.cursor) == "#":
+                    break
+            if not (self.cursor < self.end and self.data[self.cursor] != "\n"):
+                break
+        self.value_end = self.cursor
+        self.skip_empty_lines()
+        return value
+
+    def lex_single_quoted(self, name: str) -> str:
+        opening = self.cursor
+        closing = self.data.find("'", opening + 1)
+        if closing == -1:
+            raise self.error("missing quote to end the value", "quote", at=opening, key=name)
+        self.cursor = closing + 1
+        return self.data[opening + 1 : closing]
+
+    def lex_double_quoted(self, name: str) -> str:
+        opening = self.cursor
+        self.cursor += 1
+        if self.cursor == self.end:
+            raise self.error("missing quote to end the value", "quote", at=opening, key=name)
+        raw = ""
+        while self.data[self.cursor] != '"' or (
+            self.char(self.cursor - 1) == "\\" and self.char(self.cursor - 2) != "\\"
+        ):
+            raw += self.data[self.cursor]
+            self.cursor += 1
+            if self.cursor == self.end:
+                raise self.error("missing quote to end the value", "quote", at=opening, key=name)
+        self.cursor += 1
+        # str_replace with arrays: each pair in turn over the whole string.
+        raw = raw.replace('\\"', '"').replace("\\r", "\r").replace("\\n", "\n")
+        resolved = self.resolve_variables(self.resolve_commands(raw, name), name)
+        return resolved.replace("\\\\", "\\")
+
+    def lex_unquoted(self, name: str) -> str:
+        raw = ""
+        prev = self.data[self.cursor - 1]
+        while (
+            self.cursor < self.end
+            and self.data[self.cursor] not in ("\n", '"', "'")
+            and not (prev in (" ", "\t") and self.data[self.cursor] == "#")
+        ):
+            if self.data[self.cursor] == "\\" and self.char(self.cursor + 1) in ('"', "'"):
+                self.cursor += 1
+            prev = self.data[self.cursor]
+            raw += prev
+            if prev == "$" and self.char(self.cursor + 1) == "(":
+                self.cursor += 1
+                raw += "(" + self.lex_nested_expression(name) + ")"
+            self.cursor += 1
+        raw = raw.rstrip(" \t\n\r\0\x0b")
+        resolved = self.resolve_variables(self.resolve_commands(raw, name), name)
+        resolved = resolved.replace("\\\\", "\\")
+        if resolved == raw and _HAS_WS.search(raw):
+            raise self.error("a value containing spaces must be surrounded by quotes", "spaces", key=name)
+        return resolved
+
+    def lex_nested_expression(self, name: str) -> str:
+        # symfony loops forever (reading past the end) on "$(" at the very end of a file; that is
+        # refused here like any other unclosed parenthesis.
+        self.cursor += 1
+        value = ""
+        while True:
+            c = self.char(self.cursor)
+            if c == "":
+                raise self.error("missing closing parenthesis", "paren", key=name)
+            if c in ("\n", ")"):
+                break
+            value += c
+            if c == "(":
+                value += self.lex_nested_expression(name) + ")"
+            self.cursor += 1
+            if self.cursor == self.end:
+                raise self.error("missing closing parenthesis", "paren", key=name)
+        if self.data[self.cursor] == "\n":
+            raise self.error("missing closing parenthesis", "paren", key=name)
+        return value
+
+    def skip_empty_lines(self) -> None:
+        while True:
+            while self.cursor < self.end and self.data[self.cursor] in _WS:
+                self.cursor += 1
+            if self.char(self.cursor) != "#":
+                return
+            newline = self.data.find("\n", self.cursor)
+            self.cursor = self.end if newline == -1 else newline
+
+    # -- Dotenv::resolveCommands() / resolveVariables() --
+
+    def resolve_commands(self, value: str, name: str) -> str:
+        """Unescaped $(cmd) needs symfony/process, which Cypht lacks: refused. \\$(cmd) loses the \\."""
+        if "$" not in value:
+            return value
+        out: list[str] = []
+        i = 0
+        while i < len(value):
+            escaped = value.startswith("\\$(", i)
+            start = i + 1 if escaped else i
+            if value.startswith("$(", start):
+                end = _balanced_group_end(value, start + 1)
+                if end is not None:
+                    if not escaped:
+                        raise self.error("command substitution $(...) in the value", "command", key=name)
+                    out.append(value[start:end])
+                    i = end
+                    continue
+            out.append(value[i])
+            i += 1
+        return "".join(out)
+
+    def resolve_variables(self, value: str, name: str) -> str:
+        if "$" not in value:
+            return value
+        return _VARIABLE.sub(lambda m: self.expand(m, name), value)
+
+    def expand(self, match: re.Match[str], key: str) -> str:
+        backslashes = match.group("backslashes")
+        if len(backslashes) % 2 == 1:
+            return match.group(0)[1:]
+        # PHP leaves unmatched groups out of $matches only when no later group matched.
+        name_is_set = match.lastindex is not None and match.lastindex >= _VARIABLE.groupindex["name"]
+        if not name_is_set:
+            return match.group(0)
+        if match.group("opening_brace") and match.group("closing_brace") is None:
+            raise self.error("unclosed brace in a variable expansion", "brace", key=key)
+        name = match.group("name") or ""
+        value = self.lookup(name)
+        default = match.group("default_value") or ""
+        if value == "" and default:
+            for char in default:
+                if char in "'\"{$":
+                    raise self.error(
+                        f'unsupported character "{char}" in the default value of "${name}"', "default", key=key
+                    )
+            value = default[2:]
+            if default[1] == "=":
+                self.values[name] = value
+        if not match.group("opening_brace") and match.group("closing_brace"):
+            value += "}"
+        return backslashes + value
+
+    def lookup(self, name: str) -> str:
+        # As php-cli sees it: the real environment is in $_SERVER (skipped for HTTP_*), $_ENV is empty.
+        if name in self.environ and not name.startswith("HTTP_"):
+            return self.environ[name]
+        if name in self.values:
+            return self.values[name]
+        return self.environ.get(name, "")
+
+
+def _balanced_group_end(text: str, start: int) -> int | None:
+    """End of the PCRE group \\((?:[^()]|(?R))+\\) starting at text[start] == '(', or None."""
+    i = start + 1
+    items = 0
+    while i < len(text):
+        c = text[i]
+        if c == ")":
+            return i + 1 if items else None
+        if c == "(":
+            inner = _balanced_group_end(text, i)
+            if inner is None:
+                return None
+            i = inner
+        else:
+            i += 1
+        items += 1
+    return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Documents
+# --------------------------------------------------------------------------------------------------
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines with their own terminators (\\r\\n, \\r or \\n, as symfony counts them)."""
+    return _LINE.findall(text)
+
+
+def _detect_newline(text: str) -> str:
+    first = _LINE_BREAK.search(text)
+    return "\r\n" if first is not None and first.group(0) == "\r\n" else "\n"
+
+
+def _strip_terminator(line: str) -> tuple[str, str]:
+    if line.endswith("\r\n"):
+        return line[:-2], "\r\n"
+    if line.endswith(("\n", "\r")):
+        return line[:-1], line[-1]
+    return line, ""
+
+
+class EnvDocument:
+    """A parsed .env: its exact text plus where each assignment stands."""
+
+    def __init__(
+        self,
+        text: str,
+        path: Path | None,
+        assignments: list[Assignment],
+        values: dict[str, str],
+        environ: Mapping[str, str],
+    ) -> None:
+        self.text = text
+        self.path = path
+        self.newline = _detect_newline(text)
+        self._assignments = tuple(assignments)
+        self._values = dict(values)
+        self._environ = environ
+
+    def __repr__(self) -> str:
+        return f"EnvDocument(path={self.path!r}, keys={sorted(self._values)!r})"
+
+    def get(self, key: str) -> str | None:
+        """The value symfony/dotenv would load for ``key`` (the last assignment wins)."""
+        return self._values.get(key)
+
+    def keys(self) -> set[str]:
+        return set(self._values)
+
+    def assignments(self, key: str | None = None) -> list[Assignment]:
+        """Every statement assigning ``key`` (all of them if ``key`` is None), in file order."""
+        return [a for a in self._assignments if key is None or a.key == key]
+
+    def render(self) -> str:
+        return self.text
+
+    def updated(
+        self, updates: Mapping[str, str | None], *, block_comment: str | None = None
+    ) -> EnvDocument:
+        """A copy with ``updates`` applied: str sets the key, None removes every line assigning it.
+
+        A key already present is changed where it stands, in every occurrence, keeping its indent,
+        ``export`` prefix and trailing comment. Missing keys are appended, in the order given, after
+        ``block_comment``. All values are validated before anything changes.
+        """
+        formatted = {key: _format_for(key, value, self.path) for key, value in updates.items()}
+        lines = _split_lines(self.text)
+        replaced: dict[int, str] = {}
+        dropped: set[int] = set()
+        appended: list[str] = []
+        written: list[str] = []
+        for key, value in updates.items():
+            occurrences = self.assignments(key)
+            if value is None:
+                for a in occurrences:
+                    dropped.update(range(a.line - 1, a.end_line))
+                continue
+            if occurrences and all(a.value == value for a in occurrences):
+                continue
+            written.append(key)
+            if not occurrences:
+                appended.append(key)
+                continue
+            for a in occurrences:
+                replaced[a.line - 1] = _rewrite_assignment(lines, a, formatted[key] or "")
+                dropped.update(range(a.line, a.end_line))
+        kept = [replaced.get(i, line) for i, line in enumerate(lines) if i not in dropped or i in replaced]
+        text = "".join(kept)
+        if appended:
+            text += self._append_block(text, [(k, formatted[k] or "") for k in appended], block_comment)
+        if text == self.text:
+            return self
+        new = parse(text, self.path, environ=self._environ)
+        _verify_readback(new, {k: updates[k] for k in written}, [k for k, v in updates.items() if v is None])
+        return new
+
+    def _append_block(self, text: str, items: list[tuple[str, str]], block_comment: str | None) -> str:
+        nl = self.newline
+        block = ""
+        if text and not text.endswith(("\n", "\r")):
+            block += nl  # otherwise the new line would be glued onto the last one
+        if block_comment is not None:
+            last = _split_lines(text)[-1:] if text else []
+            if last and last[0].strip(_WS):
+                block += nl
+            block += "".join(line + nl for line in _comment_lines(block_comment, self.path))
+        return block + "".join(f"{key}={value}{nl}" for key, value in items)
+
+
+def _rewrite_assignment(lines: list[str], a: Assignment, formatted: str) -> str:
+    head = lines[a.line - 1][: a.value_col]
+    last, terminator = _strip_terminator(lines[a.end_line - 1])
+    tail = last[a.value_end_col :]
+    comment = tail.lstrip(" \t")
+    if comment.startswith("#"):
+        # a "#" only starts a comment after whitespace
+        return head + formatted + (tail[: len(tail) - len(comment)] or " ") + comment + terminator
+    return head + formatted + terminator
+
+
+def _comment_lines(block_comment: str, path: Path | None) -> list[str]:
+    out = []
+    for line in block_comment.split("\n"):
+        if not line.isprintable():
+            raise EnvFileError(
+                "the block comment contains a control character.",
+                path=path,
+                fix="Pass a comment made of printable characters.",
+            )
+        out.append(line if line.startswith("#") else f"# {line}".rstrip())
+    return out
+
+
+def _verify_readback(doc: EnvDocument, written: Mapping[str, str | None], removed: list[str]) -> None:
+    """Re-read the edited text with both readers before it can be written."""
+    python_values = _python_dotenv_values(doc.text)
+    for key, value in written.items():
+        if doc.get(key) != value:
+            raise EnvFileError(
+                "after the edit, symfony/dotenv would not read back the new value "
+                "(another line changes it, e.g. a ${" + key + ":=...} expansion).",
+                path=doc.path,
+                key=key,
+                fix=f"Fix the lines that refer to {key} by hand, then run again.",
+            )
+        if python_values.get(key) != value:
+            raise EnvFileError(
+                "after the edit, python-dotenv would not read back the new value (another line is "
+                "read differently by python-dotenv, e.g. an unbalanced quote).",
+                path=doc.path,
+                key=key,
+                fix="Simplify the quoting of the other lines, then run again.",
+            )
+    for key in removed:
+        if doc.get(key) is not None:
+            raise EnvFileError(
+                "cannot remove the key: it is still set by a ${" + key + ":=...} expansion.",
+                path=doc.path,
+                key=key,
+                fix="Remove that expansion by hand.",
+            )
+
+
+def _python_dotenv_values(text: str) -> dict[str, str | None]:
+    """python-dotenv's reading, without interpolation (values written here never contain ${...})."""
+    from dotenv.parser import parse_stream  # local: only needed for the check
+
+    values: dict[str, str | None] = {}
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.key is not None and not binding.error:
+            values[binding.key] = binding.value
+    return values
+
+
+def parse(text: str, path: Path | None = None, *, environ: Mapping[str, str] | None = None) -> EnvDocument:
+    """Parse ``text`` as symfony/dotenv would, or raise EnvFileError with the line number.
+
+    ``environ`` stands for the real environment ``$VAR`` expansions may read; by default none.
+    """
+    if text.startswith(_BOM):
+        raise EnvFileError(
+            "symfony/dotenv (Cypht's loader) refuses files starting with a byte-order mark (BOM).",
+            path=path,
+            line=1,
+            fix=_FIXES["bom"],
+        )
+    env = dict(environ or {})
+    lexer = _Lexer(text, path, env)
+    assignments = lexer.parse()
+    return EnvDocument(text, path, assignments, lexer.values, env)
+
+
+# --------------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------------
+
+
+def format_value(value: str) -> str:
+    """The quoted form of ``value`` that symfony/dotenv and python-dotenv both read back exactly.
+
+    Single quotes whenever possible: symfony takes them literally. python-dotenv also decodes
+    ``\\\\`` and ``\\'`` inside them, so values with a quote, a double backslash or a trailing
+    backslash get double quotes with ``\\`` and ``"`` escaped instead. Anything neither form can carry
+    is refused (see ``_unrepresentable``).
+    """
+    return _format_for(None, value, None) or ""
+
+
+def _format_for(key: str | None, value: str | None, path: Path | None) -> str | None:
+    if key is not None and not _KEY_RE.match(key):
+        raise EnvFileError(
+            f"{key!r} is not a variable name symfony/dotenv accepts.",
+            path=path,
+            fix="Use letters, digits and _, starting with a letter.",
+        )
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise EnvFileError(f"the value must be a string, not {type(value).__name__}.", path=path, key=key)
+    problem = _unrepresentable(value)
+    if problem is None:
+        candidate = _quote(value)
+        if _reads_back(candidate, value):
+            return candidate
+        problem = _double_quote_problem(value)
+    raise EnvFileError(
+        f"cannot write the value{f' of {key}' if key else ''}: {problem}.",
+        path=path,
+        key=key,
+        fix="Use a value without it (Azure client secrets never contain it).",
+    )
+
+
+def _unrepresentable(value: str) -> str | None:
+    if not all(c.isprintable() for c in value):
+        return "it contains a newline or another control character"
+    if _PYTHON_DOTENV_VARIABLE.search(value):
+        return "python-dotenv would expand its ${...} in any quoting"
+    return None
+
+
+def _double_quote_problem(value: str) -> str:
+    """Why a value that needs double quotes (it has ' or \\\\ or ends in \\) cannot have them."""
+    needs = "it contains a single quote or backslashes, so it needs double quotes, and "
+    if re.search(r"\$[A-Za-z_({]", value):
+        return needs + "symfony/dotenv expands $ inside double quotes (python-dotenv has no escape for it)"
+    if re.search(r'\\[nr"]', value):
+        return needs + 'symfony/dotenv reads a backslash before n, r or " as an escape there'
+    return needs + "the two readers disagree on it"
+
+
+def _quote(value: str) -> str:
+    if "'" not in value and "\\\\" not in value and not value.endswith("\\"):
+        return f"'{value}'"
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _reads_back(formatted: str, value: str) -> bool:
+    """Both readers, on a one-line file, read exactly ``value`` (empty environment)."""
+    line = f"K={formatted}\n"
+    try:
+        symfony = parse(line).get("K")
+    except EnvFileError:
+        return False
+    return symfony == value and _python_dotenv_values(line).get("K") == value
+
+
+# --------------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------------
+
+
+def _target(path: Path) -> Path:
+    """The file to read and replace: a symlink is followed (and kept); a dangling one is refused."""
+    path = Path(path)
+    if not path.is_symlink():
+        return path
+    real = Path(os.path.realpath(path))
+    if not real.exists():
+        raise EnvFileError(
+            f"it is a symbolic link to {real}, which does not exist (or is a link loop).",
+            path=path,
+            fix="Create the target file (it may be empty), or point the link at the real .env.",
+        )
+    return real
+
+
+def load(path: Path, *, environ: Mapping[str, str] | None = None) -> EnvDocument:
+    """Read and parse the .env at ``path``; a missing file gives an empty document."""
+    path = Path(path)
+    target = _target(path)
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return parse("", path, environ=environ)
+    except IsADirectoryError:
+        raise _is_directory(path) from None
+    except OSError as exc:
+        raise _os_error(exc, path, "read") from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise _is_directory(path)
+        if not stat.S_ISREG(st.st_mode):
+            raise EnvFileError(
+                "it is not a regular file (a pipe, socket or device?).",
+                path=path,
+                fix="Point the tool at Cypht's real .env file.",
+            )
+        if st.st_size > MAX_ENV_BYTES:
+            raise _too_large(path)
+        with os.fdopen(os.dup(fd), "rb") as stream:
+            data = stream.read(MAX_ENV_BYTES + 1)
+    except OSError as exc:
+        raise _os_error(exc, path, "read") from None
+    finally:
+        os.close(fd)
+    if len(data) > MAX_ENV_BYTES:
+        raise _too_large(path)
+    return parse(_decode(data, path), path, environ=environ)
+
+
+def _decode(data: bytes, path: Path) -> str:
+    if b"\0" in data:
+        raise EnvFileError(
+            "it contains NUL bytes: this is binary data, not a .env file.",
+            path=path,
+            line=data.count(b"\n", 0, data.index(b"\0")) + 1,
+            fix="Point the tool at Cypht's .env, or restore it from .env.example.",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EnvFileError(
+            "it is not valid UTF-8.",
+            path=path,
+            line=data.count(b"\n", 0, exc.start) + 1,
+            fix="Re-save the file as UTF-8.",
+        ) from None
+
+
+def _too_large(path: Path) -> EnvFileError:
+    return EnvFileError(
+        f"it is larger than {MAX_ENV_BYTES // 1024} KiB; a Cypht .env is a few KiB.",
+        path=path,
+        fix="Check that this is Cypht's .env file.",
+    )
+
+
+def _is_directory(path: Path) -> EnvFileError:
+    return EnvFileError(
+        "it is a directory, not a file.",
+        path=path,
+        fix="Pass the path of the .env file itself (e.g. /var/www/cypht/.env), or remove the directory.",
+    )
+
+
+def _os_error(exc: OSError, path: Path, doing: str) -> EnvFileError:
+    fixes = {
+        errno.ENOSPC: "Free some disk space and run again; the original file is unchanged.",
+        errno.EDQUOT: "Raise the disk quota and run again; the original file is unchanged.",
+        errno.EACCES: "Run as the file's owner (or root), or fix the permissions.",
+        errno.EPERM: "Run as the file's owner (or root), or fix the permissions.",
+        errno.EROFS: "The file system is read-only; remount it read-write or edit the file elsewhere.",
+    }
+    return EnvFileError(
+        f"could not {doing} it: {os.strerror(exc.errno) if exc.errno else type(exc).__name__}.",
+        path=path,
+        fix=fixes.get(exc.errno or 0, "Check the path and its permissions."),
+    )
+
+
+def check_writable(path: Path) -> None:
+    """Raise EnvFileError unless ``write_atomic(path, ...)`` can replace the file keeping its owner."""
+    path = Path(path)
+    target = _target(path)
+    folder = target.parent
+    if target.is_dir():
+        raise _is_directory(path)
+    if not folder.is_dir():
+        raise EnvFileError(
+            f"its folder {folder} does not exist.",
+            path=path,
+            fix="Check the path of Cypht's install, or create the folder.",
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise EnvFileError(
+            f"its folder {folder} is not writable: the file is replaced atomically through a "
+            "temporary file next to it.",
+            path=path,
+            fix=f"Run as the folder's owner (or root), or grant write access: chmod u+w {folder}",
+        )
+    if not target.exists():
+        return
+    if not target.is_file():
+        raise EnvFileError("it is not a regular file.", path=path, fix="Point the tool at Cypht's .env file.")
+    if not os.access(target, os.W_OK):
+        raise EnvFileError(
+            "the file is read-only.",
+            path=path,
+            fix=f"Make it writable (chmod u+w {target}) or run as its owner.",
+        )
+    owner = target.stat().st_uid
+    if os.geteuid() != 0 and owner != os.geteuid():
+        raise EnvFileError(
+            f"it belongs to user id {owner}; rewriting it as another user would change its owner.",
+            path=path,
+            fix="Run the tool as the file's owner (e.g. with sudo -u), or as root.",
+        )
+
+
+@contextmanager
+def locked(path: Path, timeout: float = 30.0) -> Iterator[None]:
+    """Hold an exclusive lock for editing this .env; concurrent runs wait up to ``timeout`` seconds.
+
+    The lock is an flock on the folder that holds the (symlink-resolved) file: the file itself is
+    replaced by rename, so its inode changes and a lock on it would not exclude a second writer, and
+    a sidecar lock file would be left behind. Nothing else locks a Cypht install's folder.
+    flock locks belong to the open file description: nesting ``locked()`` on the same file in one
+    process waits for itself and fails after ``timeout``.
+    """
+    path = Path(path)
+    folder = _target(path).parent
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise EnvFileError(
+            f"cannot open its folder {folder} to lock it: {os.strerror(exc.errno or 0)}.",
+            path=path,
+            fix="Check that the folder exists and is accessible.",
+        ) from None
+    try:
+        _acquire(fd, path, timeout)
+        yield
+    finally:
+        os.close(fd)  # also releases the lock
+
+
+def _acquire(fd: int, path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise EnvFileError(
+                    f"another cypht-azure run has been editing it for more than {timeout:g} s.",
+                    path=path,
+                    fix="Wait for the other run to finish, then run again.",
+                ) from None
+            time.sleep(_LOCK_POLL_SECONDS)
+        except OSError as exc:
+            raise EnvFileError(
+                f"cannot lock its folder: {os.strerror(exc.errno or 0)}.",
+                path=path,
+                fix="Use a local file system that supports flock for Cypht's install.",
+            ) from None
+
+
+@contextmanager
+def editing(path: Path, timeout: float = 30.0) -> Iterator[EnvDocument]:
+    """Lock, load and check the .env, in that order; yield the document. Write with write_atomic."""
+    with locked(path, timeout):
+        doc = load(path)
+        check_writable(path)
+        yield doc
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace the file at ``path`` (through a symlink) with ``text``, atomically and durably.
+
+    The text must parse. A temporary file is created next to the target (0600, O_EXCL), written,
+    fsynced, given the old file's owner and mode (0600 for a new file), renamed over the target, and
+    the folder is fsynced. On any failure the temporary file is removed and the original is intact.
+    """
+    path = Path(path)
+    parse(text, path)  # never write a file Cypht cannot load
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise EnvFileError("the new text is not valid Unicode.", path=path) from None
+    target = _target(path)
+    if target.is_dir():
+        raise _is_directory(path)
+    try:
+        old = os.stat(target)
+    except FileNotFoundError:
+        old = None
+    except OSError as exc:
+        raise _os_error(exc, path, "inspect") from None
+    temp = target.parent / f".{target.name}.cypht-azure-{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise _os_error(exc, path, "create a temporary file next to") from None
+    try:
+        _fill_temp(fd, data, old)
+        os.replace(temp, target)
+    except BaseException as exc:
+        _remove_quietly(temp)
+        if isinstance(exc, OSError):
+            raise _os_error(exc, path, "write") from None
+        raise
+    _fsync_folder(target.parent)
+
+
+def _fill_temp(fd: int, data: bytes, old: os.stat_result | None) -> None:
+    """Write, fsync and give the old file's owner and mode; always closes ``fd``."""
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+        if old is not None:
+            if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
+                os.fchown(fd, old.st_uid, old.st_gid)
+            os.fchmod(fd, stat.S_IMODE(old.st_mode))
+    finally:
+        os.close(fd)
+
+
+def _remove_quietly(temp: Path) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(temp)
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems cannot fsync folders
+            raise
+    finally:
+        os.close(fd)
