@@ -524,12 +524,17 @@ class EnvDocument:
 def _rewrite_assignment(lines: list[str], a: Assignment, formatted: str) -> str:
     head = lines[a.line - 1][: a.value_col]
     last, terminator = _strip_terminator(lines[a.end_line - 1])
-    tail = last[a.value_end_col :]
-    comment = tail.lstrip(" \t")
-    if comment.startswith("#"):
-        # a "#" only starts a comment after whitespace
-        return head + formatted + (tail[: len(tail) - len(comment)] or " ") + comment + terminator
-    return head + formatted + terminator
+    comment = last[a.value_end_col :].lstrip(" \t")
+    if not comment.startswith("#"):
+        return head + formatted + terminator
+    # Keep the whitespace before the comment (symfony counts it into the value region); a "#" only
+    # starts a comment after whitespace, so there must be some.
+    hash_at = len(last) - len(comment)
+    bound = a.value_col if a.line == a.end_line else 0
+    ws_at = hash_at
+    while ws_at > bound and last[ws_at - 1] in " \t":
+        ws_at -= 1
+    return head + formatted + (last[ws_at:hash_at] or " ") + comment + terminator
 
 
 def _comment_lines(block_comment: str, path: Path | None) -> list[str]:
