@@ -101,7 +101,8 @@ class Graph:
         import httpx
         from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
         from kiota_http.middleware.options import RetryHandlerOption
-        from msgraph import GraphRequestAdapter, GraphServiceClient
+        from msgraph.graph_request_adapter import GraphRequestAdapter
+        from msgraph.graph_service_client import GraphServiceClient
         from msgraph.graph_request_adapter import options as graph_options
         from msgraph_core import GraphClientFactory
 
@@ -179,7 +180,7 @@ class Graph:
             started = time.monotonic()
             try:
                 self.requests_sent += 1
-                raw: httpx.Response = await self._adapter.send_no_response_content_async(ri, None)  # type: ignore[func-returns-value]
+                raw: httpx.Response = await self._adapter.send_no_response_content_async(ri, None)
             except (httpx.TransportError, ssl.SSLError) as exc:
                 log.info("%s %s -> %s", method, label, type(exc).__name__)
                 if _is_tls_failure(exc):
@@ -232,6 +233,7 @@ class Graph:
     async def get_application(self, *, app_id: str | None = None, object_id: str | None = None,
                               unique_name: str | None = None, select: list[str] | None = None,
                               fresh_object: bool = False) -> dict[str, Any] | None:
+        builder: Any
         if app_id is not None:
             builder, label = self.client.applications_with_app_id(app_id), f"get application {app_id}"
         elif unique_name is not None:

@@ -24,5 +24,5 @@ class Secret:
     def __hash__(self) -> int:
         return hash(self._value)
 
-    def __reduce__(self) -> object:  # refuse to be pickled into a file or another process
+    def __reduce__(self) -> str | tuple[object, ...]:  # refuse to be pickled into a file or another process
         raise TypeError("a Secret cannot be pickled")

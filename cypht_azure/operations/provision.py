@@ -236,7 +236,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
     now = utcnow()
     credentials = list(app.get("passwordCredentials") or [])
     alive = {str(c.get("keyId", "")).lower(): c for c in credentials
-             if (end := parse_time(c.get("endDateTime"))) is not None and end > now}
+             if (ends := parse_time(c.get("endDateTime"))) is not None and ends > now}
 
     held = next((s for s in states.values()
                  if s.client_id == client_id and s.secret and s.secret_id in alive), None)

@@ -11,7 +11,7 @@ import pytest
 
 from tests.tool.conftest import Cli, graph_requests, token_requests, writes
 from tests.tool.php import load_with_symfony
-from tests.tool.test_provision import URL, provision, read_env
+from tests.tool.test_provision import provision, read_env
 
 
 @pytest.fixture

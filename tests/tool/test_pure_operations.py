@@ -19,7 +19,8 @@ URL = "https://mail.example.com"
 
 
 def plan(**kw: object):  # type: ignore[no-untyped-def]
-    return prepare(ProvisionRequest(url=URL, env_file=Path(".env"), **kw))  # type: ignore[arg-type]
+    kw.setdefault("url", URL)
+    return prepare(ProvisionRequest(env_file=Path(".env"), **kw))  # type: ignore[arg-type]
 
 
 def test_prepare_derives_everything_from_the_url() -> None:
