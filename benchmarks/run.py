@@ -214,7 +214,7 @@ def table(rows: list[Row]) -> str:
     head = ["scenario", "runs", "median s", "min s", "max s", "RSS MiB", "graph/token", "note"]
     cells = [head] + [r.cells() for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
 

@@ -102,8 +102,8 @@ class Graph:
         from kiota_abstractions.authentication import BaseBearerTokenAuthenticationProvider
         from kiota_http.middleware.options import RetryHandlerOption
         from msgraph.graph_request_adapter import GraphRequestAdapter
-        from msgraph.graph_service_client import GraphServiceClient
         from msgraph.graph_request_adapter import options as graph_options
+        from msgraph.graph_service_client import GraphServiceClient
         from msgraph_core import GraphClientFactory
 
         self.graph_url = graph_url.rstrip("/")

@@ -20,8 +20,8 @@ from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe
 from cypht_azure.errors import OperationFailed
 from cypht_azure.operations import envstate
-from cypht_azure.operations.checkpoints import checkpoint
 from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
+from cypht_azure.operations.checkpoints import checkpoint
 from cypht_azure.operations.secrets import (
     key_id_of,
     made_for,

@@ -25,7 +25,7 @@ def read_env(path: Path) -> dict[str, str]:
     from cypht_azure import envfile
 
     doc = envfile.load(path)
-    return {k: v for k in doc.keys() if (v := doc.get(k)) is not None}
+    return {k: v for k in sorted(doc.keys()) if (v := doc.get(k)) is not None}
 
 
 def test_fresh_provision_makes_one_token_request_and_two_graph_calls(cli: Cli, emulator: Any, env_file: Path) -> None:
