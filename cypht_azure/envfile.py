@@ -461,6 +461,10 @@ class EnvDocument:
     def keys(self) -> set[str]:
         return set(self._values)
 
+    def as_dict(self) -> dict[str, str]:
+        """Every variable symfony/dotenv would load, with its value."""
+        return dict(self._values)
+
     def assignments(self, key: str | None = None) -> list[Assignment]:
         """Every statement assigning ``key`` (all of them if ``key`` is None), in file order."""
         return [a for a in self._assignments if key is None or a.key == key]
