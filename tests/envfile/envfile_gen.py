@@ -12,9 +12,11 @@ NEW_KEYS = ["OFFICE365_CLIENT_ID", "NEW_KEY"]
 # Values a secret or a setting may hold: any printable text, weighted towards the characters that
 # matter to the two readers.
 TRICKY = "$'\"#\\ {}()=:-~._`!&;%\t"
+_tricky = st.text(alphabet=st.sampled_from(TRICKY.replace("\t", "") + "ab$"), min_size=1, max_size=12)
 values = st.one_of(
     st.text(alphabet=st.sampled_from("Aa0~._-"), max_size=44),
-    st.text(alphabet=st.sampled_from(TRICKY.replace("\t", "") + "ab$"), max_size=12),
+    _tricky,
+    _tricky,
     st.text(st.characters(codec="utf-8", categories=["L", "N", "P", "S", "Zs"]), max_size=12),
 )
 
@@ -72,3 +74,6 @@ updates = st.dictionaries(
     st.one_of(st.none(), values, st.text(alphabet=st.sampled_from("Aa0~._-"), min_size=40, max_size=40)),
     max_size=4,
 )
+
+# Longer strings made only of the characters the readers treat specially.
+tricky_values = st.text(alphabet=st.sampled_from(TRICKY.replace("\t", "") + "ab"), min_size=4, max_size=16)

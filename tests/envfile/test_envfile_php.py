@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 from conftest import PhpLoad
-from envfile_gen import GeneratedFile, files, updates
+from envfile_gen import GeneratedFile, files, tricky_values, updates, values
 from hypothesis import HealthCheck, given, settings
 
-from cypht_azure.envfile import EnvFileError, parse
+from cypht_azure.envfile import EnvFileError, format_value, parse
 
 pytestmark = pytest.mark.php
 
@@ -98,3 +98,26 @@ def test_written_files_load_in_php(tmp_path: Path, php_load: PhpLoad) -> None:
         if not result["ok"] or result["vars"] != expected
     ]
     assert mismatches == []
+
+
+def test_formatted_values_load_in_php(tmp_path: Path, php_load: PhpLoad) -> None:
+    """Arbitrary values (quotes, $, #, backslashes, spaces, non-ASCII) as format_value writes them."""
+    chosen: list[str] = []
+
+    @settings(max_examples=100, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(value=values | tricky_values)
+    def collect(value: str) -> None:
+        try:
+            format_value(value)
+        except EnvFileError:
+            return
+        chosen.append(value)
+
+    collect()
+    assert len(chosen) >= 50
+    doc = parse("# values\n").updated({f"V{i}": v for i, v in enumerate(chosen)})
+    (tmp_path / "values.env").write_text(doc.render(), encoding="utf-8")
+    (result,) = php_load([tmp_path / "values.env"])
+    assert result["ok"], result
+    assert result["vars"] == {f"V{i}": v for i, v in enumerate(chosen)}

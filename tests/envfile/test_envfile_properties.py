@@ -6,7 +6,7 @@ import io
 import re
 
 import dotenv
-from envfile_gen import GeneratedFile, files, updates, values
+from envfile_gen import GeneratedFile, files, tricky_values, updates, values
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -85,7 +85,7 @@ def test_update_touches_only_owned_lines_and_reads_back(
 
 
 @SETTINGS
-@given(value=values)
+@given(value=values | tricky_values)
 def test_format_value_reads_back_or_refuses(value: str) -> None:
     try:
         formatted = format_value(value)
