@@ -1,0 +1,231 @@
+"""The :class:`Emulator` users start, and :func:`serve` for the foreground command."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+from . import tls
+from .faults import Faults
+from .identity import TokenService
+from .models import Directory
+from .requestlog import LogEntry, RequestLog
+from .responses import Handlers
+from .server import EmulatorHTTPServer, Pipeline, Router
+from .state import StateStore, write_json_atomic
+
+INFO_FILE = "emulator.json"
+
+
+class Emulator:
+    """A local Microsoft identity platform + Microsoft Graph v1.0 over HTTPS.
+
+    >>> with Emulator() as emu:
+    ...     emu.info["graph_url"]  # doctest: +SKIP
+    """
+
+    def __init__(self, state_dir: Path | str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.state_dir = None if state_dir is None else Path(state_dir)
+        self.host = host
+        self.port = port
+        self._workdir: Path | None = None
+        self._owns_workdir = False
+        self._server: EmulatorHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self.store = StateStore(self.state_dir, Directory.initial_state)
+        self.directory = Directory(self.store)
+        self.tokens = TokenService(self.directory)
+        self.faults = Faults(self.directory, self._stopping)
+        self._log = RequestLog()
+        self._ca_file: Path | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> Emulator:
+        if self._server is not None:
+            return self
+        if self.state_dir is not None:
+            self._workdir = self.state_dir
+            material = tls.load_or_create(self.state_dir)
+        else:
+            self._workdir = Path(tempfile.mkdtemp(prefix="cypht-azure-emulator-"))
+            self._owns_workdir = True
+            material = tls.process_material()
+            tls.write_ca(material, self._workdir / tls.CA_FILE)
+        self._ca_file = self._workdir / tls.CA_FILE
+        context = tls.server_context(material, self._workdir)
+        handlers = Handlers(self.directory, self.tokens, self.faults, self._log, lambda: self.info)
+        pipeline = Pipeline(Router(handlers, self.tokens, self.store), self.faults, self._log)
+        self._stopping.clear()
+        self._server = EmulatorHTTPServer((self.host, self.port), context, pipeline)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            name=f"cypht-azure-emulator:{self.port}", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()  # wakes injected hangs and latencies
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._owns_workdir and self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        self.store.close()
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ what clients need
+
+    @property
+    def base_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"https://{host}:{self.port}"
+
+    @property
+    def ca_file(self) -> str:
+        if self._ca_file is None:
+            raise RuntimeError("the emulator is not started")
+        return str(self._ca_file)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        seed = self.directory.seed
+        return {
+            "authority_host": self.base_url,
+            "graph_url": f"{self.base_url}/v1.0",
+            "ca_file": self.ca_file,
+            "tenant_id": self.directory.tenant_id,
+            "tenant_domain": self.directory.domain,
+            "admin_client_id": seed["admin_client_id"],
+            "admin_client_secret": seed["admin_client_secret"],
+            "admin_user": seed["admin_user"],
+            "device_code_client_id": seed["device_code_client_id"],
+            "state_dir": None if self.state_dir is None else str(self.state_dir),
+        }
+
+    @property
+    def request_log(self) -> list[LogEntry]:
+        return self._log.snapshot()
+
+    def clear_log(self) -> None:
+        self._log.clear()
+
+    def issue_access_token(
+        self, *, client_id: str | None = None, upn: str | None = None, roles: list[str] | None = None,
+        scopes: str | None = None, lifetime: int = 3599, audience: str = "https://graph.microsoft.com",
+    ) -> str:
+        """A bearer token as the token endpoint would issue it (negative ``lifetime`` gives an expired one)."""
+        tid = self.directory.tenant_id
+        if upn is not None:
+            user = self.directory.user_by_key(upn)
+            if user is None:
+                raise KeyError(upn)
+            return self.tokens.access_token(
+                tid=tid, oid=user["id"], appid=client_id or self.directory.seed["device_code_client_id"],
+                idtyp="user", audience=audience, scp=scopes or "Application.ReadWrite.All User.Read",
+                lifetime=lifetime, upn=user["userPrincipalName"], name=user["displayName"],
+            )
+        client_id = client_id or self.directory.seed["admin_client_id"]
+        caller = self.directory.caller_for_app(client_id)
+        if not caller.object_id:
+            raise KeyError(client_id)
+        granted = sorted(caller.roles) if roles is None else roles
+        return self.tokens.access_token(tid=tid, oid=caller.object_id, appid=client_id, idtyp="app",
+                                        audience=audience, roles=granted, lifetime=lifetime)
+
+    def bulk_seed_applications(self, n: int, tag: str | None = "cypht-azure", **kwargs: Any) -> list[dict[str, Any]]:
+        return self.directory.bulk_seed_applications(n, tag, **kwargs)
+
+    def client_env(self) -> dict[str, str]:
+        """Environment variables that point azure-identity and HTTP clients at this emulator."""
+        info = self.info
+        return {
+            "AZURE_AUTHORITY_HOST": info["authority_host"],
+            "AZURE_TENANT_ID": info["tenant_id"],
+            "AZURE_CLIENT_ID": info["admin_client_id"],
+            "AZURE_CLIENT_SECRET": info["admin_client_secret"],
+            "REQUESTS_CA_BUNDLE": info["ca_file"],
+            "SSL_CERT_FILE": info["ca_file"],
+        }
+
+
+def _usage(info: dict[str, Any], info_file: Path) -> str:
+    return "\n".join([
+        f"cypht-azure emulator listening on {info['authority_host']} (tenant {info['tenant_id']})",
+        f"  details (incl. the admin client secret): {info_file}",
+        "",
+        "Point azure-identity / SDK clients at it:",
+        f"  export AZURE_AUTHORITY_HOST={info['authority_host']}",
+        f"  export REQUESTS_CA_BUNDLE={info['ca_file']}",
+        f"  export SSL_CERT_FILE={info['ca_file']}",
+        f"  export AZURE_TENANT_ID={info['tenant_id']}",
+        f"  export AZURE_CLIENT_ID={info['admin_client_id']}",
+        f"  export AZURE_CLIENT_SECRET=\"$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))"
+        f"[\"admin_client_secret\"])' {info_file})\"",
+        "  (and pass disable_instance_discovery=True to azure-identity credentials)",
+        "",
+        "Point cypht-azure at it:",
+        f"  cypht-azure --authority-host {info['authority_host']} --graph-url {info['graph_url']} "
+        f"--ca-file {info['ca_file']} --tenant {info['tenant_id']} ...",
+        "",
+        "Press Ctrl+C to stop.",
+    ])
+
+
+def serve(state_dir: Path | str, port: int = 0, host: str = "127.0.0.1", *, ready: threading.Event | None = None,
+          stop: threading.Event | None = None) -> None:
+    """Run in the foreground until interrupted; writes ``DIR/emulator.json`` when ready."""
+    state_path = Path(state_dir)
+    emu = Emulator(state_path, host=host, port=port).start()
+    stop_event = stop or threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_event.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, on_signal)
+    info_file = state_path / INFO_FILE
+    try:
+        info = emu.info
+        info["pid"] = os.getpid()
+        info["started"] = dt.datetime.now(dt.timezone.utc).isoformat()
+        write_json_atomic(info_file, info)
+        print(_usage(info, info_file), flush=True)
+        if ready is not None:
+            ready.set()
+        while not stop_event.wait(0.2):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        emu.stop()
+        with contextlib.suppress(FileNotFoundError):
+            info_file.unlink()
+        print("cypht-azure emulator stopped", file=sys.stderr, flush=True)
+        time.sleep(0)
