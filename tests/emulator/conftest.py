@@ -72,3 +72,20 @@ def graph(emulator: Emulator) -> Iterator[Graph]:
 
 def graph_as(emu: Emulator, client_id: str, secret: str) -> Graph:
     return Graph(emu, token_for(emu, client_id, secret))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Print the conformance counts the replay tests recorded (works under xdist too)."""
+    rows = []
+    for outcome in ("passed", "failed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            for name, value in getattr(report, "user_properties", []):
+                if name == "conformance" and getattr(report, "when", "call") == "call":
+                    file, replayed, matched = str(value).rsplit(":", 2)
+                    rows.append((file, int(replayed), int(matched)))
+    if rows:
+        total, ok = sum(r[1] for r in rows), sum(r[2] for r in rows)
+        terminalreporter.write_sep("-", "graph-recordings conformance")
+        for file, replayed, matched in sorted(rows):
+            terminalreporter.write_line(f"{file}: {matched}/{replayed} interactions matched")
+        terminalreporter.write_line(f"total: {total} interactions replayed, {ok} matched ({len(rows)} cassettes)")
