@@ -231,7 +231,7 @@ class TokenService:
         aud = payload.get("aud")
         if not isinstance(aud, str) or not aud.rstrip("/").endswith("/token"):
             raise exc.bad_assertion(700021, "Client assertion audience claim does not match Realm issuer.")
-        x5t, x5t256 = header.get("x5t"), header.get("x5t#S256")
+        x5t, x5t256 = _thumb(header.get("x5t")), _thumb(header.get("x5t#S256"))
         for cred in app.get("keyCredentials") or []:
             if not cred.get("_key"):
                 continue
@@ -427,6 +427,13 @@ class TokenService:
             return Caller("user", str(claims.get("oid")), claims.get("appid"),
                           scopes=frozenset(str(claims.get("scp", "")).split()))
         return Caller("app", str(claims.get("oid")), claims.get("appid"), roles=frozenset(claims.get("roles") or []))
+
+
+def _thumb(value: object) -> str | None:
+    """Thumbprints arrive as base64url with or without padding (MSAL pads); compare them unpadded."""
+    if not isinstance(value, str) or not value:
+        return None
+    return value.rstrip("=").replace("+", "-").replace("/", "_")
 
 
 def _digest(value: str) -> str:
