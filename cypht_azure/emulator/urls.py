@@ -62,8 +62,11 @@ ROUTES: list[Route] = [
     _r("DELETE", SP + r"/owners/(?P<owner>[^/]+)/\$ref", "owner_remove_sp"),
     _r("GET POST", r"/v1\.0/oauth2PermissionGrants", "grants"),
     _r("GET PATCH DELETE", r"/v1\.0/oauth2PermissionGrants/(?P<grant>[^/]+)", "grant"),
-    _r("GET", r"/v1\.0/directory/deletedItems/microsoft\.graph\.(?P<type>application|servicePrincipal)",
+    # the SDK spells the type cast with Graph's "graph." alias
+    _r("GET", r"/v1\.0/directory/deletedItems/(?:microsoft\.)?graph\.(?P<type>application|servicePrincipal)",
        "deleted_items"),
+    _r("GET", r"/v1\.0/directory/deletedItems/(?P<deleted>[^/]+)/(?:microsoft\.)?graph\.(?:application|servicePrincipal)",
+       "deleted_item"),
     _r("GET DELETE", r"/v1\.0/directory/deletedItems/(?P<deleted>[^/]+)", "deleted_item"),
     _r("POST", r"/v1\.0/directory/deletedItems/(?P<deleted>[^/]+)/restore", "restore_deleted_item"),
     _r("GET", r"/v1\.0/users/(?P<user>[^/]+)", "user"),
