@@ -192,6 +192,11 @@ def configure_logging(common: Common) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    if not debug:
+        # azure-identity logs each failed attempt while a new secret replicates; our own
+        # messages say what matters.
+        for noisy in ("azure", "msal", "httpx", "httpcore", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
     if common.verbose or debug:
         logging.getLogger("cypht_azure").setLevel(logging.DEBUG if debug else logging.INFO)
 

@@ -22,11 +22,18 @@ class Target:
     explicit: bool = False  # named by --app-id: the user takes responsibility for a foreign app
 
 
-def choose_target(doc: envfile.EnvDocument, env_path: Path, *, app_id: str | None, url: str | None) -> Target:
+def choose_target(
+    doc: envfile.EnvDocument, env_path: Path, *, app_id: str | None, url: str | None, report_only: bool = False,
+) -> Target:
+    """report_only (status): blocks that name different apps are a finding, not a reason to stop."""
     if app_id:
         return Target(app_id=app_id.strip().lower(), source="--app-id", explicit=True)
     states = envstate.read_providers(doc, list(cypht.PROVIDERS))
-    named = envstate.named_client_id(states, env_path)
+    if report_only:
+        ids = [s.client_id for s in states.values() if s.client_id]
+        named = ids[0] if ids else None
+    else:
+        named = envstate.named_client_id(states, env_path)
     if named:
         return Target(app_id=named.lower(), source=str(env_path))
     if url:
@@ -52,7 +59,7 @@ def not_found(target: Target, session: Session) -> AppNotFound:
     what = target.app_id or f"for this URL ({target.unique_name})"
     return AppNotFound(
         f"No app registration {what} (named by {target.source}) exists in tenant {session.tenant_id}.",
-        hint="It may have been deleted (restore it within 30 days with `cypht-azure restore --app-id ID`) "
+        hint=f"It may have been deleted (restore it within 30 days with `cypht-azure restore --app-id {what}`) "
              "or belong to another tenant (check --tenant).",
     )
 

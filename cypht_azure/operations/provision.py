@@ -186,9 +186,9 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
             source = "--app-id" if req.app_id else str(env_path)
             raise AppNotFound(
                 f"The app registration {target} named by {source} does not exist in tenant {session.tenant_id}.",
-                hint="It may have been deleted (restorable for 30 days: Entra admin center > App registrations > "
-                     "Deleted applications) or belong to another tenant (check --tenant). To create a new "
-                     f"registration instead, remove the *_CLIENT_ID lines from {env_path} and run again.",
+                hint=f"If it was deleted, restore it within 30 days with `cypht-azure restore --app-id {target}`. "
+                     "It may also belong to another tenant (check --tenant). To create a new registration "
+                     f"instead, remove the *_CLIENT_ID lines from {env_path} and run again.",
             )
         tags = app.get("tags") or []
         if not req.app_id and cypht.TAG not in tags:
@@ -252,7 +252,8 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
     keys_written: list[str] = []
     if secret is None:
         end = iso(now + req.secret_lifetime)
-        actions.append(f"Add a client secret valid for {describe(req.secret_lifetime)} and write it to {env_path}.")
+        verb = "Add" if req.dry_run else "Added"
+        actions.append(f"{verb} a client secret valid for {describe(req.secret_lifetime)} for {env_path}.")
         if req.dry_run:
             keys_written = sorted(envstate.updates_for(
                 doc, req.providers, client_id=client_id, secret=Secret(""), key_id="", redirect_uri=plan.primary_uri,

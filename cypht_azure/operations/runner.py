@@ -75,7 +75,8 @@ def run_status(request: StatusRequest, make_connection: MakeConnection, progress
     target: list[Target] = []
     return _with_env(
         request.env_file, writes=False, make_connection=make_connection, progress=progress,
-        before=lambda doc: target.append(choose_target(doc, request.env_file, app_id=request.app_id, url=request.url)),
+        before=lambda doc: target.append(choose_target(doc, request.env_file, app_id=request.app_id, url=request.url,
+                                                       report_only=True)),
         body=lambda s, doc: status(s, request, target[0], doc),
     )
 

@@ -135,6 +135,9 @@ def translate_graph_error(exc: GraphError) -> Exception:
                            + (f" (request-id {exc.request_id})" if exc.request_id else ""))
 
 
+SECRET_OK_NO_SERVICE_PRINCIPAL = "AADSTS7000229"
+
+
 def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: float) -> tuple[bool, str]:
     """Try the secret at the token endpoint until Entra accepts it (new secrets take seconds to work)."""
     from azure.core.exceptions import ClientAuthenticationError
@@ -154,6 +157,11 @@ def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: 
             cred.get_token(endpoints.graph_scope)
             return True, "accepted"
         except ClientAuthenticationError as exc:
+            if SECRET_OK_NO_SERVICE_PRINCIPAL in str(exc):
+                # Entra checks the secret before it looks for the app's service principal, which a
+                # new registration does not have yet (Cypht's delegated sign-in creates it): the
+                # secret itself was accepted.
+                return True, "accepted"
             last = auth.explain_sign_in_failure(exc)
         except Exception as exc:  # network trouble: keep trying until the deadline
             last = f"{type(exc).__name__}"

@@ -107,3 +107,34 @@ def token_requests(emulator: Any) -> list[Any]:
 
 def writes(emulator: Any) -> list[tuple[str, str]]:
     return [(m, p) for m, p in graph_requests(emulator) if m != "GET"]
+
+
+def cypht_apps(emulator: Any) -> list[dict[str, Any]]:
+    """App registrations tagged by cypht-azure (the emulator also holds its own seeded identities)."""
+    return [a for a in emulator.directory.applications() if "cypht-azure" in (a.get("tags") or [])]
+
+
+def update_app(emulator: Any, object_id: str, patch: dict[str, Any], *, validate: bool = True) -> None:
+    """Change an app behind the tool's back (as an admin in the portal would); validate=False forces a
+    state Graph would refuse today, as older registrations can be."""
+    from cypht_azure.emulator.models import SYSTEM
+
+    directory = emulator.directory
+    if validate:
+        directory.app_update(SYSTEM, ("id", object_id), patch)
+        return
+    with directory.store.write():
+        directory.data["applications"][object_id.lower()].update(patch)
+        directory.store.mark_dirty()
+
+
+def delete_app(emulator: Any, object_id: str) -> None:
+    from cypht_azure.emulator.models import SYSTEM
+
+    emulator.directory.app_delete(SYSTEM, ("id", object_id))
+
+
+def remove_secret(emulator: Any, object_id: str, key_id: str) -> None:
+    from cypht_azure.emulator.models import SYSTEM
+
+    emulator.directory.remove_password_op(SYSTEM, "application", ("id", object_id), {"keyId": key_id})

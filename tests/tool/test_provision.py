@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.tool.conftest import Cli, graph_requests, token_requests, writes
+from tests.tool.conftest import Cli, cypht_apps, delete_app, graph_requests, token_requests, update_app, writes
 from tests.tool.php import load_with_symfony
 
 URL = "https://mail.example.com"
@@ -90,7 +90,7 @@ def test_rerun_changes_nothing_in_one_graph_request(cli: Cli, emulator: Any, env
     assert graph_requests(emulator) and len(graph_requests(emulator)) <= 2
     assert writes(emulator) == []
     assert env_file.read_bytes() == before and env_file.stat().st_ino == inode
-    assert len(emulator.directory.applications()) == 1
+    assert len(cypht_apps(emulator)) == 1
     app = emulator.directory.get_application(app_id=first.json["client_id"])
     assert len(app["passwordCredentials"]) == 1
 
@@ -100,7 +100,7 @@ def test_drift_is_repaired_in_one_patch_keeping_other_uris(cli: Cli, emulator: A
     first = provision(cli, env_file)
     assert first.returncode == 0, first
     app = emulator.directory.get_application(app_id=first.json["client_id"])
-    emulator.directory.update_application(app["id"], {
+    update_app(emulator, app["id"], {
         "web": {"redirectUris": ["https://other.example.com/"]},
         "signInAudience": "AzureADMyOrg",
     })
@@ -134,9 +134,9 @@ def test_secret_works_after_the_replication_delay(cli: Cli, emulator: Any, env_f
     r = provision(cli, env_file)
     assert r.returncode == 0, r
     assert r.json["secret_verified"] is True
+    # The first attempt comes before the secret is active and is refused: the tool waited and tried again.
     attempts = [t for t in token_requests(emulator) if t.client_id == r.json["client_id"]]
-    assert len(attempts) >= 2
-    assert attempts[-1].status == 200 and attempts[0].status in (400, 401)
+    assert len(attempts) >= 2 and attempts[0].status == 401
 
 
 def test_dry_run_changes_nothing(cli: Cli, emulator: Any, env_file: Path) -> None:
@@ -150,7 +150,7 @@ def test_dry_run_changes_nothing(cli: Cli, emulator: Any, env_file: Path) -> Non
     assert "OUTLOOK_CLIENT_SECRET" in r.json["keys_written"]
     assert writes(emulator) == []
     assert env_file.read_bytes() == before
-    assert emulator.directory.applications() == []
+    assert cypht_apps(emulator) == []
 
 
 def test_env_naming_a_foreign_app_is_refused(cli: Cli, emulator: Any, env_file: Path) -> None:
@@ -173,7 +173,7 @@ def test_deleted_app_in_env_is_reported(cli: Cli, emulator: Any, env_file: Path)
     env_file.parent.mkdir()
     first = provision(cli, env_file, "--no-verify")
     app = emulator.directory.get_application(app_id=first.json["client_id"])
-    emulator.directory.delete_application(app["id"])
+    delete_app(emulator, app["id"])
     before = env_file.read_bytes()
     r = provision(cli, env_file)
     assert r.returncode == 5, r
