@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gc
 import hashlib
 import hmac
 import re
@@ -1148,12 +1149,25 @@ class Directory:
         self, n: int, tag: str | None = "cypht-azure", *, display_name_prefix: str = "cypht-azure-seed-",
         with_password: bool = True, password_end: dt.datetime | None = None, owner: str | None = None,
         extra: dict[str, Any] | None = None,
-    ) -> list[dict[str, Any]]:
-        """Create ``n`` applications in one transaction, fast; returns them (without secrets)."""
+    ) -> list[dict[str, str]]:
+        """Create ``n`` applications in one transaction, fast; returns their id, appId and displayName."""
         created_at = now()
         created = schema.iso(created_at)
-        end = password_end or created_at.replace(year=created_at.year + 2)
-        out = []
+        end_text = schema.iso(password_end or created_at.replace(year=created_at.year + 2))
+        out: list[dict[str, Any]] = []
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # thousands of fresh dicts would trigger full collections over the whole state
+        try:
+            self._bulk_seed(n, tag, display_name_prefix, with_password, owner, extra, created, end_text, out)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        return [{"id": a["id"], "appId": a["appId"], "displayName": a["displayName"]} for a in out]
+
+    def _bulk_seed(
+        self, n: int, tag: str | None, display_name_prefix: str, with_password: bool, owner: str | None,
+        extra: dict[str, Any] | None, created: str, end_text: str, out: list[dict[str, Any]],
+    ) -> None:
         with self.store.write() as data:
             apps = data["applications"]
             domain = data["tenant"]["domain"]
@@ -1167,7 +1181,7 @@ class Directory:
                 if with_password:
                     secret = schema.new_secret_text()
                     app["passwordCredentials"] = [{
-                        "customKeyIdentifier": None, "displayName": "seed", "endDateTime": schema.iso(end),
+                        "customKeyIdentifier": None, "displayName": "seed", "endDateTime": end_text,
                         "hint": secret[:3], "keyId": new_guid(), "secretText": None,
                         "startDateTime": created, "_secretHash": secret_hash(secret),
                     }]
@@ -1178,7 +1192,6 @@ class Directory:
                 apps[app["id"]] = app
                 out.append(app)
             self.store.mark_dirty()
-        return [schema.strip_private(a) for a in out]
 
     # ------------------------------------------------------------ token-side helpers
 

@@ -157,7 +157,8 @@ class Emulator:
         return self.tokens.access_token(tid=tid, oid=caller.object_id, appid=client_id, idtyp="app",
                                         audience=audience, roles=granted, lifetime=lifetime)
 
-    def bulk_seed_applications(self, n: int, tag: str | None = "cypht-azure", **kwargs: Any) -> list[dict[str, Any]]:
+    def bulk_seed_applications(self, n: int, tag: str | None = "cypht-azure", **kwargs: Any) -> list[dict[str, str]]:
+        """``n`` tagged applications with a password credential each, in one transaction (5,000 in ~0.2 s)."""
         return self.directory.bulk_seed_applications(n, tag, **kwargs)
 
     def client_env(self) -> dict[str, str]:

@@ -8,6 +8,7 @@ keeps every in-process emulator (e.g. one per test) on the same CA.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import ipaddress
 import os
 import ssl
@@ -123,8 +124,22 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def load_or_create(directory: Path) -> TlsMaterial:
-    """Reuse the PEM files in ``directory`` or create them (first start)."""
+    """Reuse the PEM files in ``directory`` or create them (first start).
+
+    Under an flock, so processes starting together on one state dir agree on one CA.
+    """
     ca, cert, key = directory / CA_FILE, directory / LEAF_CERT_FILE, directory / LEAF_KEY_FILE
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / "tls.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return _load_or_create(ca, cert, key)
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _load_or_create(ca: Path, cert: Path, key: Path) -> TlsMaterial:
     try:
         return TlsMaterial(ca.read_bytes(), cert.read_bytes(), key.read_bytes())
     except FileNotFoundError:
