@@ -96,7 +96,11 @@ def describe_option(param: Any) -> str:
     default = default_of(param)
     if default is not None:
         facts.append(f"default `{default}`")
-    low, high = getattr(param, "min", None), getattr(param, "max", None)
+    # Ranges live on the type (click's IntRange/FloatRange) or, in some Typer versions, on the option.
+    low = getattr(param.type, "min", None)
+    high = getattr(param.type, "max", None)
+    if low is None and high is None:
+        low, high = getattr(param, "min", None), getattr(param, "max", None)
     if not param.is_flag:
         if low is not None and high is not None:
             facts.append(f"from {low} to {high}")
