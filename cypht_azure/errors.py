@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 5        # the app named by .env / --app-id does not exist (deleted? other tenant?)
     FINDINGS = 6         # `status --fail-within`: a secret expires soon or a finding is an error
     NEEDS_CONFIRMATION = 7  # a destructive command without a terminal and without --yes
+    INTERRUPTED = 130    # Ctrl-C (128 + SIGINT), as shells report it
 
 
 class CyphtAzureError(Exception):

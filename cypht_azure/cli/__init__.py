@@ -16,7 +16,8 @@ what is there and what expires; `deprovision` removes it. Try everything first w
 runs against a local emulator instead of Azure.
 
 Exit codes: 0 ok, 1 failed, 2 invalid input (nothing changed), 3 sign-in failed, 4 missing role or
-permission, 5 app not found, 6 status found a problem, 7 confirmation needed (use --yes).
+permission, 5 app not found, 6 status found a problem, 7 confirmation needed (use --yes),
+130 interrupted.
 """
 
 app = typer.Typer(

@@ -251,8 +251,8 @@ def run(common: Common, out: Output, action: Callable[[], T]) -> T:
         out.error(exc, int(ExitCode.INVALID_INPUT))
         raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
     except KeyboardInterrupt:
-        out.error(Exception("interrupted"), 130)
-        raise typer.Exit(130) from None
+        out.error(Exception("interrupted"), int(ExitCode.INTERRUPTED))
+        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
     except ValueError as exc:
         out.error(exc, int(ExitCode.INVALID_INPUT))
         raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None

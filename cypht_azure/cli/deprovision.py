@@ -81,7 +81,15 @@ def restore(
     out = Output(common)
 
     def action() -> Any:
+        import uuid
+
         from cypht_azure.operations.runner import run_restore
+
+        try:
+            uuid.UUID(app_id.strip())
+        except ValueError:
+            raise ValueError(f"--app-id {app_id!r} is not an application (client) ID "
+                             "(00000000-0000-0000-0000-000000000000).") from None
 
         with sandbox_banner(out, common.sandbox):
             return run_restore(app_id.strip().lower(), lambda: connection(common, out), out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 import typer
@@ -60,8 +61,8 @@ def rotate_secret(
         from cypht_azure.operations.runner import run_rotate
 
         lifetime = parse_duration(secret_lifetime, option="--secret-lifetime")
-        if lifetime > MAX_SECRET_LIFETIME:
-            raise ValueError("--secret-lifetime must be at most 2 years (730d).")
+        if not dt.timedelta(0) < lifetime <= MAX_SECRET_LIFETIME:
+            raise ValueError("--secret-lifetime must be more than 0 and at most 2 years (730d).")
         request = RotateRequest(
             env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
             if_expiring_within=parse_duration(if_expiring_within, option="--if-expiring-within")

@@ -67,7 +67,7 @@ def status(
         limit = within.total_seconds() / 86400 if within else None
         failing = limit is not None and any(a.days_left is None or a.days_left <= limit for a in result.apps)
         if common.json:
-            out.document(result.to_json() | {"sandbox": common.sandbox})
+            out.document(result.to_json() | {"sandbox": common.sandbox, "failing": failing})
         elif not out.quiet:
             render_all(result, out)
     else:

@@ -160,6 +160,12 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
         updates[keys.client_id] = client_id
         updates[keys.client_secret] = secret.reveal()
         updates[keys.secret_id] = new_id
+    uris = list((app.get("web") or {}).get("redirectUris") or [])
+    if uris:
+        # A block the app had no keys in yet gets the rest of what Cypht needs, as provision writes it.
+        complete = envstate.updates_for(doc, providers, client_id=client_id, secret=secret, key_id=new_id,
+                                        redirect_uri=uris[0])
+        updates.update({k: v for k, v in complete.items() if doc.get(k) is None})
     result.keys_written = envstate.changed_keys(doc, updates)
     new_doc = doc.updated(updates, block_comment=envstate.BLOCK_COMMENT)
     try:
