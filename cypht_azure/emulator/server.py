@@ -59,10 +59,12 @@ class Router:
                                                "application/json; charset=utf-8")
                 raise exc.SegmentNotFound(segment)
             handler = getattr(self.handlers, route.handler)
+            # The whole handler runs under the state lock: rendering never sees a half-applied update.
             if req.method in MUTATING:
                 with self.store.write():
                     return kind, handler(req, m, caller)
-            return kind, handler(req, m, caller)
+            with self.store.read():
+                return kind, handler(req, m, caller)
         except exc.TokenError as error:
             return kind, token_error(req, error)
         except exc.GraphError as error:

@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -71,7 +72,7 @@ class Emulator:
         self._server = EmulatorHTTPServer((self.host, self.port), context, pipeline)
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
             name=f"cypht-azure-emulator:{self.port}", daemon=True,
         )
         self._thread.start()
@@ -82,7 +83,13 @@ class Emulator:
         if server is None:
             return
         self._stopping.set()  # wakes injected hangs and latencies
-        server.shutdown()
+        # shutdown() waits for the serve loop's next poll; a throwaway connection wakes it at once.
+        closer = threading.Thread(target=server.shutdown)
+        closer.start()
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1" if self.host in ("0.0.0.0", "") else self.host, self.port),
+                                     timeout=0.2).close()
+        closer.join()
         server.close_connections()
         server.server_close()
         if self._thread is not None:
