@@ -90,6 +90,14 @@ def _cert_display_name(cert: x509.Certificate) -> str:
     return ", ".join(parts)
 
 
+def _cert_validity(cert: x509.Certificate) -> tuple[dt.datetime, dt.datetime]:
+    """Validity window, also with cryptography < 42 (no ``*_utc`` accessors there)."""
+    if hasattr(cert, "not_valid_before_utc"):
+        return cert.not_valid_before_utc, cert.not_valid_after_utc
+    utc = dt.timezone.utc
+    return cert.not_valid_before.replace(tzinfo=utc), cert.not_valid_after.replace(tzinfo=utc)
+
+
 def load_certificate(key_b64: str) -> x509.Certificate:
     raw = base64.b64decode(key_b64, validate=False)
     if raw.lstrip().startswith(b"-----BEGIN"):
@@ -357,8 +365,8 @@ class Directory:
             except (ValueError, TypeError) as error:
                 raise exc.InvalidValue("keyCredentials") from error
             der = cert.public_bytes(Encoding.DER)
-            start = item.get("startDateTime") or schema.iso(cert.not_valid_before_utc)
-            end = item.get("endDateTime") or schema.iso(cert.not_valid_after_utc)
+            start = item.get("startDateTime") or schema.iso(_cert_validity(cert)[0])
+            end = item.get("endDateTime") or schema.iso(_cert_validity(cert)[1])
             out.append(
                 {
                     "customKeyIdentifier": item.get("customKeyIdentifier")

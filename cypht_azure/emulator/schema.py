@@ -80,7 +80,7 @@ def parse_time(value: str) -> dt.datetime:
         head, _, rest = text.partition(".")
         digits = "".join(ch for ch in rest if ch.isdigit())
         zone = rest[len(digits):]
-        text = f"{head}.{digits[:6]}{zone}"
+        text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"  # 3.10 wants exactly 3 or 6 digits
     parsed = dt.datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
