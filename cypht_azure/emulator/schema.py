@@ -78,7 +78,7 @@ def parse_time(value: str) -> dt.datetime:
     # Python < 3.11 accepts at most 6 fractional digits.
     if "." in text:
         head, _, rest = text.partition(".")
-        digits = "".join(ch for ch in rest if ch.isdigit())
+        digits = rest[: len(rest) - len(rest.lstrip("0123456789"))]
         zone = rest[len(digits):]
         text = f"{head}.{digits[:6].ljust(6, '0')}{zone}"  # 3.10 wants exactly 3 or 6 digits
     parsed = dt.datetime.fromisoformat(text)

@@ -6,8 +6,10 @@ import re
 import time
 
 import httpx
+import pytest
 
 from cypht_azure.emulator import Emulator
+from cypht_azure.emulator.schema import parse_time
 
 from .conftest import Graph, ca_context
 
@@ -117,3 +119,14 @@ def test_emulator_starts_fast() -> None:
         elapsed = time.perf_counter() - started
         assert httpx.get(emu.base_url + "/common/discovery/instance", verify=ca_context(emu)).status_code == 200
     assert elapsed < 0.5, elapsed
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2022-05-07T06:52:43Z", "2022-05-07T06:52:43+00:00"),
+    ("2022-05-07T06:52:43.5Z", "2022-05-07T06:52:43.500000+00:00"),
+    ("2025-04-08T09:40:20.2882444Z", "2025-04-08T09:40:20.288244+00:00"),
+    ("2025-04-08T09:40:20.123+02:00", "2025-04-08T09:40:20.123000+02:00"),
+    ("2025-04-08T09:40:20", "2025-04-08T09:40:20+00:00"),
+])
+def test_graph_timestamps_parse_on_every_supported_python(text: str, expected: str) -> None:
+    assert parse_time(text).isoformat() == expected
