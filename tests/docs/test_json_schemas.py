@@ -153,7 +153,8 @@ def status_all_docs() -> list[dict[str, Any]]:
                    ["https://mail.example.com/"], 2, "2027-11-28T10:00:00Z", 364.9),
         AppSummary(KEY, OBJ_ID, None, None, [], 0, None, None),
     ], requests=1)
-    return [result.to_json() | {"sandbox": False}, StatusAllResult(TENANT).to_json() | {"sandbox": True}]
+    return [result.to_json() | {"sandbox": False, "failing": False},
+            StatusAllResult(TENANT).to_json() | {"sandbox": True, "failing": True}]
 
 
 def deprovision_docs() -> list[dict[str, Any]]:
