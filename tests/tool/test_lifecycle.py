@@ -9,7 +9,15 @@ from typing import Any
 
 import pytest
 
-from tests.tool.conftest import Cli, delete_app, graph_requests, remove_secret, token_requests, update_app, writes
+from tests.tool.conftest import (
+    Cli,
+    delete_app,
+    graph_requests,
+    remove_secret,
+    token_requests,
+    update_app,
+    writes,
+)
 from tests.tool.php import load_with_symfony
 from tests.tool.test_provision import provision, read_env
 

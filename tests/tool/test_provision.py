@@ -8,7 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.tool.conftest import Cli, cypht_apps, delete_app, graph_requests, token_requests, update_app, writes
+from tests.tool.conftest import (
+    Cli,
+    cypht_apps,
+    delete_app,
+    graph_requests,
+    token_requests,
+    update_app,
+    writes,
+)
 from tests.tool.php import load_with_symfony
 
 URL = "https://mail.example.com"
