@@ -106,6 +106,7 @@ class SignInSettings:
     endpoints: Endpoints
     interactive: bool  # a person at a terminal who can complete device-code sign-in
     prompt: Callable[[str], None] | None = None  # where the device-code message goes
+    timeout: float | None = None  # seconds for one sign-in request (azure-core's default is 300)
 
 
 def _common_kwargs(settings: SignInSettings) -> dict[str, Any]:
@@ -114,6 +115,8 @@ def _common_kwargs(settings: SignInSettings) -> dict[str, Any]:
         kw["disable_instance_discovery"] = True
     if settings.endpoints.ca_file:
         kw["connection_verify"] = settings.endpoints.ca_file
+    if settings.timeout:
+        kw["connection_timeout"] = kw["read_timeout"] = settings.timeout
     return kw
 
 

@@ -282,7 +282,8 @@ def connection(common: Common, out: Output) -> Any:
         endpoints = auth.resolve_endpoints(
             "public", authority_host=info.authority_host, graph_url=info.graph_url, ca_file=info.ca_file,
         )
-        settings = auth.SignInSettings("sandbox", info.tenant_id, endpoints, interactive=False)
+        settings = auth.SignInSettings("sandbox", info.tenant_id, endpoints, interactive=False,
+                                       timeout=common.timeout)
         from cypht_azure.secret import Secret
 
         return Connection(settings, timeout=common.timeout, sandbox=True,
@@ -292,5 +293,5 @@ def connection(common: Common, out: Output) -> Any:
     )
     interactive = sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
     settings = auth.SignInSettings(common.auth, common.tenant, endpoints, interactive=interactive,
-                                   prompt=lambda m: print(m, file=sys.stderr, flush=True))
+                                   prompt=lambda m: print(m, file=sys.stderr, flush=True), timeout=common.timeout)
     return Connection(settings, timeout=common.timeout)

@@ -67,7 +67,8 @@ def _credential(conn: Connection) -> TokenCredential:
     if conn.client_id and conn.client_secret:
         from azure.identity import ClientSecretCredential
 
-        kw: dict[str, Any] = {"authority": conn.signin.endpoints.authority_host}
+        kw: dict[str, Any] = {"authority": conn.signin.endpoints.authority_host,
+                              "connection_timeout": conn.timeout, "read_timeout": conn.timeout}
         if conn.signin.endpoints.custom_authority:
             kw["disable_instance_discovery"] = True
         if conn.signin.endpoints.ca_file:
@@ -144,7 +145,8 @@ def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: 
     from azure.identity import ClientSecretCredential
 
     endpoints = session.endpoints
-    kw: dict[str, Any] = {"authority": endpoints.authority_host, "retry_total": 0}
+    kw: dict[str, Any] = {"authority": endpoints.authority_host, "retry_total": 0,
+                          "connection_timeout": session.connection.timeout, "read_timeout": session.connection.timeout}
     if endpoints.custom_authority:
         kw["disable_instance_discovery"] = True
     if endpoints.ca_file:
