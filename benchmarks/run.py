@@ -156,9 +156,9 @@ def bench_status_all(emulator: Emulator, runs: int, work: Path, env: dict[str, s
 
 
 def find_az(install: bool) -> tuple[str | None, str]:
-    az = shutil.which("az")
+    az = os.environ.get("CYPHT_AZURE_AZ") or shutil.which("az")
     if az:
-        return az, "az from PATH"
+        return az, f"az at {az}"
     venv = REPO / ".bench-azure-cli"
     candidate = venv / "bin" / "az"
     if candidate.exists():
@@ -176,7 +176,7 @@ def find_az(install: bool) -> tuple[str | None, str]:
 
 def bench_azure_cli(emulator: Emulator, runs: int, work: Path, az: str) -> Row:
     """`az ad app create` + `az ad app credential reset --append`, the recipe of docs/emulator.md."""
-    from azure_cli import az_environment  # benchmarks/azure_cli.py: the recipe of docs/emulator.md
+    from cypht_azure.emulator.azure_cli import az_environment
 
     env, setup = az_environment(emulator, work / "azure-config", az)
     for argv in setup:

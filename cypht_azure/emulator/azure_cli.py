@@ -30,7 +30,7 @@ def az_environment(emulator: Any, config_dir: Path, az: str) -> tuple[dict[str, 
     })
     setup = [
         [az, "config", "set", "core.instance_discovery=false"],
-        [az, "cloud", "register", "--name", "CyphtAzureEmulator",
+        [az, "cloud", "register", "--name", "CyphtAzureEmulator", "--skip-endpoint-discovery",
          "--endpoint-active-directory", base,
          "--endpoint-active-directory-resource-id", base + "/",
          "--endpoint-active-directory-graph-resource-id", base + "/",

@@ -82,9 +82,11 @@ def _resource_of(scope: str) -> tuple[str, str]:
     return "https://graph.microsoft.com", scope
 
 
-def _audience_for(resource: str) -> str | None:
+def _audience_for(resource: str, base: str = "") -> str | None:
     low = resource.lower().rstrip("/")
-    if low in schema.GRAPH_RESOURCES:
+    # The emulator's own URL stands for Microsoft Graph: the Azure CLI asks for a token for the
+    # resource it also uses as Graph's base URL (its cloud's microsoft_graph_resource_id).
+    if low in schema.GRAPH_RESOURCES or (base and low == base.lower().rstrip("/")):
         return "https://graph.microsoft.com"
     if low in schema.ARM_RESOURCES:
         return "https://management.core.windows.net/"
@@ -149,7 +151,7 @@ class TokenService:
         tid = self.resolve_tenant(tenant)
         grant = form.get("grant_type", "")
         if grant == "client_credentials":
-            return self._client_credentials(tid, form, basic)
+            return self._client_credentials(tid, form, basic, base)
         if grant == DEVICE_CODE_GRANT:
             return self._device_code_grant(tid, form, base)
         if grant == "refresh_token":
@@ -159,7 +161,7 @@ class TokenService:
         raise exc.unsupported_grant(grant)
 
     def _client_credentials(
-        self, tid: str, form: Mapping[str, str], basic: tuple[str, str] | None
+        self, tid: str, form: Mapping[str, str], basic: tuple[str, str] | None, base: str = ""
     ) -> dict[str, Any]:
         client_id = form.get("client_id") or (basic[0] if basic else "")
         if not client_id:
@@ -175,7 +177,7 @@ class TokenService:
                 "value with /.default suffixed to the resource identifier (application ID URI).",
             )
         resource = scopes[0][: -len("/.default")]
-        audience = _audience_for(resource)
+        audience = _audience_for(resource, base)
         if audience is None:
             raise exc.resource_not_found(resource, tid)
         app = self.directory.app_by_app_id(client_id)
@@ -345,11 +347,11 @@ class TokenService:
         audience, granted = "https://graph.microsoft.com", ["User.Read"]
         if resource_scopes:
             resource, _ = _resource_of(resource_scopes[0])
-            maybe = _audience_for(resource)
+            maybe = _audience_for(resource, base)
             if maybe is None:
                 raise exc.resource_not_found(resource, tid)
             audience = maybe
-            perms = [_resource_of(s)[1] for s in resource_scopes if _audience_for(_resource_of(s)[0]) == audience]
+            perms = [_resource_of(s)[1] for s in resource_scopes if _audience_for(_resource_of(s)[0], base) == audience]
             granted = list(DEFAULT_DELEGATED_GRAPH_SCOPES) if ".default" in perms and audience == (
                 "https://graph.microsoft.com") else [p for p in perms if p != ".default"]
         moment = int(time.time())

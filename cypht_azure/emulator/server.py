@@ -30,7 +30,9 @@ from .state import StateStore
 from .wire import Request, Response, graph_error, token_error
 
 GRAPH_AUDIENCES = (*GRAPH_RESOURCES, "https://graph.microsoft.com/")
-ARM_AUDIENCES = (*ARM_RESOURCES, "https://management.core.windows.net/")
+# The two ARM reads exist for `az login`; they also take Graph tokens, so that the Azure CLI can
+# register one cloud whose every endpoint is the emulator (see docs/emulator.md).
+ARM_AUDIENCES = (*ARM_RESOURCES, "https://management.core.windows.net/", *GRAPH_AUDIENCES)
 MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 
 
