@@ -111,7 +111,7 @@ async def deprovision(
         await graph.purge_deleted(object_id, fresh_object=True)  # the deleted item may lag the delete
         result.purged = True
     if keys:
-        envfile.write_atomic(req.env_file, doc.updated(dict.fromkeys(keys)).render())
+        envstate.write_env(req.env_file, doc.updated(dict.fromkeys(keys)).render())
         result.keys_removed = keys
     return result
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cypht_azure import cypht, envfile
-from cypht_azure.errors import InputError
+from cypht_azure.errors import InputError, OperationFailed
 from cypht_azure.secret import Secret
 
 BLOCK_COMMENT = "# Outlook and Office365 OAuth (managed by cypht-azure)"
@@ -92,3 +92,12 @@ def updates_for(
 
 def changed_keys(doc: envfile.EnvDocument, updates: dict[str, str | None]) -> list[str]:
     return [k for k, v in updates.items() if doc.get(k) != v]
+
+
+def write_env(path: Path, text: str) -> None:
+    """Replace `.env` after Graph was changed: a failure now is exit 1 (a file that could not be
+    written), not an input error, which would claim that nothing was changed."""
+    try:
+        envfile.write_atomic(path, text)
+    except envfile.EnvFileError as exc:
+        raise OperationFailed(exc.message, hint=exc.hint) from None
