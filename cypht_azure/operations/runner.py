@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cypht_azure import envfile
+from cypht_azure.operations import envstate
 from cypht_azure.operations.apps import Target, choose_target
 from cypht_azure.operations.checkpoints import checkpoint
 from cypht_azure.operations.deprovision import (
@@ -58,8 +59,12 @@ def _with_env(
 
 def run_provision(request: ProvisionRequest, make_connection: MakeConnection, progress: Progress) -> ProvisionResult:
     plan = prepare(request)  # every input checked before anything else happens
+
+    def before(doc: envfile.EnvDocument) -> None:  # provider blocks naming different apps: refuse offline
+        envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
+
     return _with_env(request.env_file, writes=not request.dry_run, make_connection=make_connection,
-                     progress=progress, body=lambda s, doc: provision(s, plan, doc, request.env_file))
+                     progress=progress, before=before, body=lambda s, doc: provision(s, plan, doc, request.env_file))
 
 
 def run_rotate(request: RotateRequest, make_connection: MakeConnection, progress: Progress) -> RotateResult:
