@@ -39,6 +39,8 @@ def choose_target(
     if url:
         try:
             uri = cypht.redirect_uri_for(url)
+            # A URL provision would refuse names no app it made: say so instead of asking Graph.
+            cypht.validate_redirect_uris([uri], "AzureADMyOrg")
         except cypht.InvalidInput as exc:
             raise InputError(str(exc)) from None
         return Target(unique_name=cypht.unique_name_for(uri), source="--url")
@@ -59,7 +61,8 @@ def not_found(target: Target, session: Session) -> AppNotFound:
     what = target.app_id or f"for this URL ({target.unique_name})"
     return AppNotFound(
         f"No app registration {what} (named by {target.source}) exists in tenant {session.tenant_id}.",
-        hint=f"It may have been deleted (restore it within 30 days with `cypht-azure restore --app-id {what}`) "
+        hint=f"It may have been deleted (restore it within 30 days with `cypht-azure restore --app-id "
+             f"{target.app_id or '<client ID>'}`) "
              "or belong to another tenant (check --tenant).",
     )
 
