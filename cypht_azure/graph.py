@@ -173,6 +173,7 @@ class Graph:
         import httpx
 
         attempt = 0
+        answer_lost = False  # an earlier attempt may have been carried out without our hearing back
         replication_deadline = time.monotonic() + self.policy.replication_wait
         while True:
             attempt += 1
@@ -189,6 +190,7 @@ class Graph:
                         "or emulated endpoint pass its CA with --ca-file; cypht-azure never turns "
                         "verification off."
                     ) from None
+                answer_lost = True
                 if attempt >= self.policy.attempts:
                     raise GraphUnavailable(
                         f"Could not reach Microsoft Graph at {self.graph_url} ({label}): {type(exc).__name__}. "
@@ -213,6 +215,8 @@ class Graph:
             if status == 500 and attempt < min(3, self.policy.attempts):
                 await self._wait(f"{label}: Graph answered 500, retrying", self.policy.backoff * 2 ** (attempt - 1))
                 continue
+            if status == 404 and method == "DELETE" and answer_lost:
+                return Response(204, parsed, dict(raw.headers))  # the lost attempt deleted it
             if status == 404 and error.code == "Request_ResourceNotFound":
                 if fresh_object and time.monotonic() < replication_deadline:
                     await self._wait(f"{label}: waiting for the new registration to replicate",
