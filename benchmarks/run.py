@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -55,13 +56,15 @@ class Row:
 
 def run_process(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, int, str]:
     """Wall time, peak RSS (MiB) and exit status of one child process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    out = (proc.stdout.read() if proc.stdout else "") + (proc.stderr.read() if proc.stderr else "")
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode, out
+    # Output goes to a file, not a pipe: waiting on a child that fills a pipe nobody reads would hang.
+    with tempfile.TemporaryFile(mode="w+") as sink:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        sink.seek(0)
+        return wall, usage.ru_maxrss / 1024, proc.returncode, sink.read()
 
 
 def counts(emulator: Emulator) -> tuple[int, int]:
@@ -86,6 +89,7 @@ CLI = [sys.executable, "-m", "cypht_azure"]
 
 
 def measure(row: Row, runs: int, warmup: int, one: Callable[[int], Sample]) -> Row:
+    print(f"... {row.name}", file=sys.stderr, flush=True)
     for i in range(warmup):
         one(-1 - i)
     for i in range(runs):
@@ -181,14 +185,14 @@ def bench_azure_cli(emulator: Emulator, runs: int, work: Path, az: str) -> Row:
     env, setup = az_environment(emulator, work / "azure-config", az)
     for argv in setup:
         code, out = run_process(argv, env, work)[2:]
-        assert code == 0, out
+        assert code == 0, out[-2000:]
 
     def one(i: int) -> Sample:
         emulator.clear_log()
         wall1, rss1, code, out = run_process([az, "ad", "app", "create", "--display-name", f"bench-az-{i + 10}",
                                               "--query", "appId", "-o", "tsv"], env, work)
         assert code == 0, out
-        app_id = out.strip().splitlines()[0]
+        app_id = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", out)[-1]
         wall2, rss2, code, out = run_process([az, "ad", "app", "credential", "reset", "--id", app_id, "--append",
                                               "--query", "appId", "-o", "tsv"], env, work)
         assert code == 0, out

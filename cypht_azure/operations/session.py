@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -78,22 +79,48 @@ def _credential(conn: Connection) -> TokenCredential:
     return auth.build_credential(conn.signin)
 
 
+class _SignIn(threading.Thread):
+    """Sign-in in the background: its round trips wait on the network (releasing the GIL) while the
+    main thread loads the Graph client stack, so against real Entra most of their latency is hidden."""
+
+    def __init__(self, conn: Connection, progress: Progress) -> None:
+        super().__init__(name="sign-in", daemon=True)  # daemon: Ctrl-C during device code must not hang
+        self.conn, self.progress = conn, progress
+        self.credential: TokenCredential | None = None
+        self.claims: dict[str, Any] = {}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.credential = _credential(self.conn)
+            self.progress.step("Signing in")
+            _, self.claims = auth.acquire_token(self.credential, self.conn.signin.endpoints.graph_scope)
+        except auth.SignInError as exc:
+            self.error = SignInFailed(str(exc))
+        except BaseException as exc:  # handed to the main thread, raised there
+            self.error = exc
+
+    def result(self) -> tuple[TokenCredential, dict[str, Any]]:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self.credential is not None
+        return self.credential, self.claims
+
+
 @asynccontextmanager
 async def open_session(conn: Connection, progress: Progress) -> AsyncIterator[Session]:
-    try:
-        credential = _credential(conn)
-        scope = conn.signin.endpoints.graph_scope
-        progress.step("Signing in")
-        _, claims = auth.acquire_token(credential, scope)
-    except auth.SignInError as exc:
-        raise SignInFailed(str(exc)) from None
-    tenant = str(claims.get("tid") or conn.signin.tenant or "")
-    who = str(claims.get("upn") or claims.get("preferred_username") or claims.get("appid") or claims.get("azp") or "")
+    import azure.core.credentials  # noqa: F401  both stacks need it: load it once, before they diverge
+
+    scope = conn.signin.endpoints.graph_scope
+    signing_in = _SignIn(conn, progress)
+    signing_in.start()
+    holder: list[TokenCredential] = []
 
     def get_token() -> str:
         # Served from azure-identity's in-memory cache after the first call.
         try:
-            return credential.get_token(scope).token
+            return holder[0].get_token(scope).token
         except Exception as exc:
             raise SignInFailed(auth.explain_sign_in_failure(exc)) from None
 
@@ -101,6 +128,14 @@ async def open_session(conn: Connection, progress: Progress) -> AsyncIterator[Se
         graph_url=conn.signin.endpoints.graph_url, get_token=get_token, ca_file=conn.signin.endpoints.ca_file,
         timeout=conn.timeout, policy=conn.retry, on_wait=progress.waiting,
     )
+    try:
+        credential, claims = signing_in.result()
+    except BaseException:
+        await graph.close()
+        raise
+    holder.append(credential)
+    tenant = str(claims.get("tid") or conn.signin.tenant or "")
+    who = str(claims.get("upn") or claims.get("preferred_username") or claims.get("appid") or claims.get("azp") or "")
     try:
         yield Session(graph, tenant, who, conn, progress)
     except GraphError as exc:
