@@ -74,6 +74,9 @@ def counts(emulator: Emulator) -> tuple[int, int]:
 
 def base_env(emulator: Emulator, home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AZURE_", "CYPHT_AZURE_"))}
+    # Measure what an installed tool costs: pip writes bytecode at install time, and the warm-up run
+    # writes it for an editable checkout, unless this variable forbids it.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     info = emulator.info
     env.update({
         "HOME": str(home), "PYTHONPATH": str(REPO),
