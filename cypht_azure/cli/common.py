@@ -87,6 +87,19 @@ EnvFileOpt = Annotated[str | None, typer.Option(
     help="Cypht's .env file (for Docker: the compose env_file). Default: $CYPHT_DOTENV, else ./.env.",
 )]
 
+# The options that name an existing app (rotate-secret, status, deprovision).
+AppIdOpt = Annotated[str | None, typer.Option(
+    "--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"),
+    help="The app registration (client ID) to act on. Default: the one .env names.",
+)]
+FindByUrlOpt = Annotated[str | None, typer.Option(
+    "--url", metavar="URL", envvar=env("URL"),
+    help="Find the app by Cypht's URL (as given to provision) instead of by .env.",
+)]
+DryRunOpt = Annotated[bool, typer.Option(
+    "--dry-run", envvar=env("DRY_RUN"), help="Show what would change; change nothing.",
+)]
+
 
 @dataclass
 class Common:

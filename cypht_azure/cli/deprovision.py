@@ -7,7 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.common import (
+    AppIdOpt,
+    Common,
+    DryRunOpt,
+    EnvFileOpt,
+    FindByUrlOpt,
+    Output,
+    command,
+    connection,
+    env,
+    run,
+    sandbox_banner,
+)
 from cypht_azure.cli.help import GroupedCommand
 
 
@@ -15,18 +27,14 @@ from cypht_azure.cli.help import GroupedCommand
 def deprovision(
     common: Common,
     env_file: EnvFileOpt = None,
-    app_id: Annotated[str | None, typer.Option(
-        "--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"), help="The app (client ID) to delete. Default: the one .env names.",
-    )] = None,
-    url: Annotated[str | None, typer.Option("--url", metavar="URL", envvar=env("URL"),
-                                            help="Find the app by Cypht's URL instead.")] = None,
+    app_id: AppIdOpt = None,
+    url: FindByUrlOpt = None,
     purge: Annotated[bool, typer.Option(
         "--purge", envvar=env("PURGE"), help="Delete permanently (otherwise restorable for 30 days).",
     )] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", envvar=env("YES"),
                                       help="Do not ask; required without a terminal.")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", envvar=env("DRY_RUN"),
-                                          help="Show what would go; change nothing.")] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Delete the app registration and remove its keys from .env (other lines stay as they are).
 

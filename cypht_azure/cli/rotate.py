@@ -7,7 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.common import (
+    AppIdOpt,
+    Common,
+    DryRunOpt,
+    EnvFileOpt,
+    FindByUrlOpt,
+    Output,
+    command,
+    connection,
+    env,
+    run,
+    sandbox_banner,
+)
 from cypht_azure.cli.help import GroupedCommand
 
 
@@ -15,12 +27,8 @@ from cypht_azure.cli.help import GroupedCommand
 def rotate_secret(
     common: Common,
     env_file: EnvFileOpt = None,
-    app_id: Annotated[str | None, typer.Option(
-        "--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"), help="The app (client ID) to rotate. Default: the one .env names.",
-    )] = None,
-    url: Annotated[str | None, typer.Option(
-        "--url", metavar="URL", envvar=env("URL"), help="Find the app by Cypht's URL (as given to provision) instead.",
-    )] = None,
+    app_id: AppIdOpt = None,
+    url: FindByUrlOpt = None,
     if_expiring_within: Annotated[str | None, typer.Option(
         "--if-expiring-within", envvar=env("IF_EXPIRING_WITHIN"), metavar="DURATION",
         help="Rotate only if the secret in .env expires within this time (e.g. 30d); otherwise do nothing "
@@ -38,8 +46,7 @@ def rotate_secret(
         "--verify-timeout", metavar="SECONDS", envvar=env("VERIFY_TIMEOUT"), min=1.0,
         help="Seconds to wait for Entra to accept the new secret before .env is changed.",
     )] = 120.0,
-    dry_run: Annotated[bool, typer.Option("--dry-run", envvar=env("DRY_RUN"),
-                                          help="Show what would happen; change nothing.")] = False,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Replace the client secret in .env with a new one, with no moment without a working secret.
 

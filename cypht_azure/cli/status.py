@@ -6,7 +6,18 @@ from typing import Annotated, Any
 
 import typer
 
-from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.common import (
+    AppIdOpt,
+    Common,
+    EnvFileOpt,
+    FindByUrlOpt,
+    Output,
+    command,
+    connection,
+    env,
+    run,
+    sandbox_banner,
+)
 from cypht_azure.cli.help import GroupedCommand
 from cypht_azure.errors import ExitCode
 
@@ -15,11 +26,8 @@ from cypht_azure.errors import ExitCode
 def status(
     common: Common,
     env_file: EnvFileOpt = None,
-    app_id: Annotated[str | None, typer.Option(
-        "--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"), help="The app (client ID) to report on. Default: the one .env names.",
-    )] = None,
-    url: Annotated[str | None, typer.Option("--url", metavar="URL", envvar=env("URL"),
-                                            help="Find the app by Cypht's URL instead.")] = None,
+    app_id: AppIdOpt = None,
+    url: FindByUrlOpt = None,
     verify_secret: Annotated[bool, typer.Option(
         "--verify-secret", envvar=env("VERIFY_SECRET"), help="Try the .env secret at the token endpoint.",
     )] = False,

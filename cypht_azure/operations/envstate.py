@@ -72,17 +72,26 @@ def blocks_using(doc: envfile.EnvDocument, client_id: str) -> list[str]:
     return [p for p, s in read_providers(doc, list(cypht.PROVIDERS)).items() if s.client_id == client_id]
 
 
-def updates_for(
-    doc: envfile.EnvDocument, providers: list[str], *, client_id: str, secret: Secret, key_id: str,
-    redirect_uri: str,
-) -> dict[str, str | None]:
-    """Owned keys per provider: ID, secret, secret ID and URI always; endpoints only when missing."""
+def secret_updates(providers: list[str], *, client_id: str, secret: Secret, key_id: str) -> dict[str, str | None]:
+    """The keys that carry the app and its secret, per provider block."""
     updates: dict[str, str | None] = {}
     for provider in providers:
         keys = cypht.provider_keys(provider)
         updates[keys.client_id] = client_id
         updates[keys.client_secret] = secret.reveal()
         updates[keys.secret_id] = key_id
+    return updates
+
+
+def updates_for(
+    doc: envfile.EnvDocument, providers: list[str], *, client_id: str, secret: Secret, key_id: str,
+    redirect_uri: str,
+) -> dict[str, str | None]:
+    """Owned keys per provider: ID, secret, secret ID and URI always; endpoints only when missing."""
+    updates: dict[str, str | None] = {}
+    for provider in providers:  # one provider's keys together, as in Cypht's .env.example
+        keys = cypht.provider_keys(provider)
+        updates.update(secret_updates([provider], client_id=client_id, secret=secret, key_id=key_id))
         updates[keys.client_uri] = redirect_uri
         for name, default in cypht.DEFAULT_ENDPOINTS.items():
             if doc.get(keys.endpoint(name)) is None:

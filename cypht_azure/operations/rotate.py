@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cypht_azure import cypht, envfile
+from cypht_azure import envfile
 from cypht_azure.durations import describe
 from cypht_azure.errors import OperationFailed
 from cypht_azure.operations import envstate
@@ -154,12 +154,7 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
     result.secret_verified = True
     checkpoint("secret-verified")
 
-    updates: dict[str, str | None] = {}
-    for provider in providers:
-        keys = cypht.provider_keys(provider)
-        updates[keys.client_id] = client_id
-        updates[keys.client_secret] = secret.reveal()
-        updates[keys.secret_id] = new_id
+    updates = envstate.secret_updates(providers, client_id=client_id, secret=secret, key_id=new_id)
     uris = list((app.get("web") or {}).get("redirectUris") or [])
     if uris:
         # A block the app had no keys in yet gets the rest of what Cypht needs, as provision writes it.
