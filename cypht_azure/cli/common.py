@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
-import logging
 import os
-import re
 import sys
 import time
 import typing
@@ -152,12 +149,16 @@ class Output:
     def error(self, exc: BaseException, code: int) -> None:
         print(self._red(f"error: {exc}"), file=sys.stderr, flush=True)
         if self.json:
+            import json
+
             message = getattr(exc, "message", str(exc))
             hint = getattr(exc, "hint", None)
             print(json.dumps({"error": {"type": type(exc).__name__, "message": message, "hint": hint,
                                         "exit_code": code}}, indent=2))
 
     def document(self, data: dict[str, Any]) -> None:
+        import json
+
         print(json.dumps(data, indent=2, sort_keys=False, default=str))
 
     def _wrap(self, code: str, text: str) -> str:
@@ -177,41 +178,6 @@ class Output:
 
     def green(self, text: str) -> str:
         return self._wrap("32", text)
-
-
-class RedactingFilter(logging.Filter):
-    """Last line of defence for --verbose: bearer tokens and JWTs never reach a log line."""
-
-    _patterns = (
-        re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-        re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*"),
-        re.compile(r"(?i)(client_secret=)[^&\s]+"),
-        re.compile(r'(?i)("secretText"\s*:\s*")[^"]*'),
-    )
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        for pattern in self._patterns:
-            message = pattern.sub(lambda m: (m.group(1) if m.groups() else "") + "<redacted>", message)
-        record.msg, record.args = message, None
-        return True
-
-
-def configure_logging(common: Common) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
-    debug = os.environ.get(env("DEBUG")) == "1"
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.DEBUG if debug else logging.WARNING)
-    if not debug:
-        # azure-identity logs each failed attempt while a new secret replicates; our own
-        # messages say what matters.
-        for noisy in ("azure", "msal", "httpx", "httpcore", "urllib3"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
-    if common.verbose or debug:
-        logging.getLogger("cypht_azure").setLevel(logging.DEBUG if debug else logging.INFO)
 
 
 T = TypeVar("T")
@@ -253,6 +219,7 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
 def run(common: Common, out: Output, action: Callable[[], T]) -> T:
     """Run one operation; map every failure to a message and an exit code (never a traceback with locals)."""
     from cypht_azure import envfile
+    from cypht_azure.cli.logs import configure_logging
 
     configure_logging(common)
     try:

@@ -5,7 +5,7 @@ import pickle
 
 import pytest
 
-from cypht_azure.cli.common import RedactingFilter
+from cypht_azure.cli.logs import RedactingFilter
 from cypht_azure.secret import Secret
 
 
