@@ -21,7 +21,7 @@ from typing import Any
 
 from cypht_azure import cypht, envfile
 from cypht_azure.emulator import Emulator, FaultRule
-from tests.tool.conftest import REPO, clean_environ
+from tests.tool.conftest import REPO, admin_env
 
 URL = "https://mail.example.com"
 # What a user's .env holds before the tool touches it: lines the tool must never change.
@@ -58,21 +58,9 @@ class Run:
 
 def base_env(emulator: Emulator, home: Path, **extra: str) -> dict[str, str]:
     """The environment of a run signed in as the emulator's administrator (a service principal)."""
-    info = emulator.info
     home.mkdir(parents=True, exist_ok=True)
-    env = clean_environ(home)
-    env.update({
-        "CYPHT_AZURE_AUTH": "environment",
-        "AZURE_TENANT_ID": info["tenant_id"],
-        "AZURE_CLIENT_ID": info["admin_client_id"],
-        "AZURE_CLIENT_SECRET": info["admin_client_secret"],
-        "CYPHT_AZURE_AUTHORITY_HOST": info["authority_host"],
-        "CYPHT_AZURE_GRAPH_URL": info["graph_url"],
-        "CYPHT_AZURE_CA_FILE": info["ca_file"],
-        "CYPHT_AZURE_VERIFY_TIMEOUT": "20",
-        "CYPHT_AZURE_TIMEOUT": "5",
-        "TMPDIR": str(home / "tmp"),
-    })
+    env = admin_env(emulator, home)
+    env["TMPDIR"] = str(home / "tmp")
     (home / "tmp").mkdir(exist_ok=True)
     env.update(extra)
     return env

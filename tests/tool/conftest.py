@@ -53,8 +53,8 @@ def home(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def cli_env(emulator: Any, home: Path) -> dict[str, str]:
+def admin_env(emulator: Any, home: Path) -> dict[str, str]:
+    """A run signed in as the emulator's administrator (a service principal), secrets via the environment."""
     info = emulator.info
     env = clean_environ(home)
     env.update({
@@ -69,6 +69,11 @@ def cli_env(emulator: Any, home: Path) -> dict[str, str]:
         "CYPHT_AZURE_TIMEOUT": "5",
     })
     return env
+
+
+@pytest.fixture
+def cli_env(emulator: Any, home: Path) -> dict[str, str]:
+    return admin_env(emulator, home)
 
 
 @pytest.fixture
