@@ -14,6 +14,7 @@ class ExitCode(IntEnum):
     NOT_FOUND = 5        # the app named by .env / --app-id does not exist (deleted? other tenant?)
     FINDINGS = 6         # `status --fail-within`: a secret expires soon or a finding is an error
     NEEDS_CONFIRMATION = 7  # a destructive command without a terminal and without --yes
+    DEPLOY_HOOK_FAILED = 8  # the new secret is in .env, a deploy hook failed or timed out: old secret kept
     INTERRUPTED = 130    # Ctrl-C (128 + SIGINT), as shells report it
 
 
@@ -51,6 +52,12 @@ class NeedsConfirmation(CyphtAzureError):
 
 class OperationFailed(CyphtAzureError):
     exit_code = ExitCode.FAILED
+
+
+class DeployHookFailed(CyphtAzureError):
+    """`.env` holds the new secret, but a deploy hook failed: a running Cypht may still use the old one."""
+
+    exit_code = ExitCode.DEPLOY_HOOK_FAILED
 
 
 ROLE_HINT = (

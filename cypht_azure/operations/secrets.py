@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,35 @@ async def make_room_for_secret(session: Session, app: dict[str, Any], env_path: 
         )
     app["passwordCredentials"] = [c for c in credentials if key_id_of(c) not in removed]
     return removed
+
+
+@dataclass(frozen=True)
+class Renewal:
+    due: bool
+    reason: str
+
+
+def when_due(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime, *,
+             rejected: bool = False) -> Renewal:
+    """Renew with less than a third of the secret's lifetime left (certbot's rule), or when the secret is
+    unknown, expired or refused by the token endpoint."""
+    if rejected:
+        return Renewal(True, "the token endpoint refuses the secret in .env")
+    if end is None:
+        return Renewal(True, "the expiry of the secret in .env is unknown")
+    if end <= now:
+        return Renewal(True, f"the secret in .env expired on {end:%Y-%m-%d %H:%M} UTC")
+    if start is None or start >= end:
+        return Renewal(True, "the start of the secret's lifetime is unknown")
+    left, lifetime = end - now, end - start
+    if left * 3 < lifetime:
+        return Renewal(True, f"{_days(left)} of its {_days(lifetime)} lifetime left, less than a third")
+    return Renewal(False, f"{_days(left)} of its {_days(lifetime)} lifetime left; due when a third is left, "
+                          f"on {(end - lifetime / 3):%Y-%m-%d %H:%M} UTC")
+
+
+def _days(delta: dt.timedelta) -> str:
+    days = delta.total_seconds() / 86400
+    if days >= 2:
+        return f"{days:.0f} days"
+    return f"{delta.total_seconds() / 3600:.1f} hours"

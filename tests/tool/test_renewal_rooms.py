@@ -1,0 +1,199 @@
+"""The rooms of unattended renewal, without a server: when a secret is due, recorded settings, the audit
+log, webhook delivery (to a real loopback receiver)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.server
+import json
+import os
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cypht_azure import envfile
+from cypht_azure.errors import InputError
+from cypht_azure.operations import audit, notify, settings
+from cypht_azure.operations.secrets import when_due
+from cypht_azure.secret import Secret
+
+UTC = dt.timezone.utc
+START = dt.datetime(2026, 1, 1, tzinfo=UTC)
+DAY = dt.timedelta(days=1)
+
+
+@pytest.mark.parametrize(("start", "end", "now", "rejected", "due", "reason"), [
+    (START, START + 90 * DAY, START + 63 * DAY, False, True, "27 days of its 90 days lifetime left, less than a third"),
+    (START, START + 90 * DAY, START + 54 * DAY, False, False, "36 days of its 90 days lifetime left"),
+    (START, START + 90 * DAY, START + 60 * DAY, False, False, "30 days"),   # exactly a third: not yet
+    (START, START + 90 * DAY, START + 91 * DAY, False, True, "expired on 2026-04-01"),
+    (START, START + 90 * DAY, START + 1 * DAY, True, True, "refuses"),
+    (START, None, START, False, True, "unknown"),
+    (None, START + 90 * DAY, START, False, True, "start of the secret's lifetime is unknown"),
+    (START, START + 1 * DAY, START + dt.timedelta(hours=17), False, True, "7.0 hours of its 24.0 hours"),
+])
+def test_when_due(start: dt.datetime | None, end: dt.datetime | None, now: dt.datetime, rejected: bool, due: bool,
+                  reason: str) -> None:
+    renewal = when_due(start, end, now, rejected=rejected)
+    assert (renewal.due, reason in renewal.reason) == (due, True), renewal
+
+
+def test_not_due_names_the_day_it_will_be() -> None:
+    assert "on 2026-03-02 00:00 UTC" in when_due(START, START + 90 * DAY, START + 10 * DAY).reason
+
+
+ENV = """\
+OUTLOOK_CLIENT_ID=abc
+CYPHT_AZURE_TENANT=contoso.onmicrosoft.com
+CYPHT_AZURE_GRAPH_URL=https://graph.example.test/v1.0
+CYPHT_AZURE_AUDIENCE=single-tenant
+CYPHT_AZURE_CLOUD=mars
+CYPHT_AZURE_NOTIFY="https://a.example/h1 https://b.example/h2"
+"""
+
+
+def test_recorded_settings_are_read_typed_and_bad_ones_ignored() -> None:
+    recorded = settings.read(envfile.parse(ENV))
+    assert dict(recorded.values) == {
+        "tenant": "contoso.onmicrosoft.com", "graph_url": "https://graph.example.test/v1.0",
+        "audience": "AzureADMyOrg", "notify": ["https://a.example/h1", "https://b.example/h2"],
+    }
+
+
+def test_recorded_settings_sit_under_the_command_line() -> None:
+    recorded = settings.read(envfile.parse(ENV))
+    given = {"tenant": "fabrikam.example", "graph_url": None, "cloud": "public", "notify": [], "auth": "auto"}
+    layered = settings.layer(given, {"tenant"}, recorded)
+    assert layered == {"tenant": "fabrikam.example", "graph_url": "https://graph.example.test/v1.0",
+                       "cloud": "public", "notify": ["https://a.example/h1", "https://b.example/h2"], "auth": "auto"}
+
+
+def test_only_what_the_user_set_is_recorded_and_never_a_credential() -> None:
+    doc = envfile.parse(ENV)
+    given = {"tenant": "contoso.onmicrosoft.com", "cloud": "usgov", "authority_host": "https://login.example.test",
+             "graph_url": None, "audience": "AzureADMyOrg", "notify": ["https://c.example/x"],
+             "auth": "environment", "ca_file": None}
+    updates = settings.updates(given, {"tenant", "cloud", "authority_host", "notify", "auth"}, doc)
+    assert updates == {"CYPHT_AZURE_CLOUD": "usgov", "CYPHT_AZURE_AUTHORITY_HOST": "https://login.example.test",
+                       "CYPHT_AZURE_NOTIFY": "https://c.example/x"}
+    assert not any("SECRET" in k or "CLIENT_ID" in k or k[-4:] == "AUTH" for k in settings.KEYS.values())
+
+
+def test_recorded_settings_of_a_missing_or_broken_file_are_empty(tmp_path: Path) -> None:
+    assert settings.load(tmp_path / "none.env").values == {}
+    broken = tmp_path / "broken.env"
+    broken.write_text("A='unterminated\n")
+    assert settings.load(broken).values == {}
+
+
+# The audit log
+
+def test_audit_lines_rotation_modes_and_last_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "log"
+    monkeypatch.setattr(audit, "MAX_BYTES", 2000)
+    for n in range(40):
+        audit.write(audit.Entry(command="rotate-secret", exit_code=n % 2, env_file=str(tmp_path / ".env"),
+                                app="app", added=[f"k{n}"]), folder=folder)
+    names = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+    assert names == ["audit.log", "audit.log.1", "audit.log.2", "audit.log.3", "last-runs.json"]
+    assert all(p.stat().st_size <= 2000 for p in folder.glob("audit.log*"))
+    expected_mode = 0o640 if os.geteuid() == 0 else 0o600
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folder.glob("audit.log*")} == {expected_mode}
+    last = audit.read(5, folder=folder)
+    assert [e["added"] for e in last] == [["k35"], ["k36"], ["k37"], ["k38"], ["k39"]]
+    assert len(audit.read(1000, folder=folder)) < 40  # the oldest were rotated away
+    assert audit.last_run(tmp_path / ".env", folder=folder) | {"time": "-"} == {
+        "time": "-", "command": "rotate-secret", "exit_code": 1}
+
+
+def test_audit_refuses_a_line_with_a_secret(tmp_path: Path) -> None:
+    secret = Secret("V3ry~secret.value_0123456789abcdef")
+    entry = audit.Entry(command="rotate-secret", exit_code=1, error=f"bad {secret.reveal()}")
+    with pytest.raises(audit.SecretInLogLine):
+        audit.write(entry, secrets=[secret], folder=tmp_path)
+    assert not (tmp_path / "audit.log").exists()
+    assert "<hidden>" in audit.render(audit.Entry(command="x", exit_code=0, detail={"s": secret}))
+
+
+# Webhooks
+
+class Receiver:
+    def __init__(self, statuses: list[int]) -> None:
+        self.statuses = statuses
+        self.bodies: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                status = receiver.statuses.pop(0) if receiver.statuses else 204
+                if status == 204:
+                    receiver.bodies.append(json.loads(body))
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/token-in-path"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver([])
+    yield r
+    r.server.shutdown()
+
+
+def test_webhook_gets_each_event_after_a_retry(receiver: Receiver) -> None:
+    receiver.statuses[:] = [503]
+    now = dt.datetime.now(UTC)
+    expires = (now + 5 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+    events = notify.events_for(command="rotate-secret", env_file="/srv/.env", exit_code=1, app="app-id",
+                               rotated=False, expires=expires, message="Graph said no", now=now)
+    assert [e.event for e in events] == ["failed", "expiring"]
+    deliveries = notify.send([receiver.url], events, deadline=10)
+    assert all(d.ok for d in deliveries), deliveries
+    assert sorted(d.attempts for d in deliveries) in ([1, 2], [2, 1])
+    assert [b["event"] for b in receiver.bodies] == ["failed", "expiring"]
+    assert receiver.bodies[0] | {"time": "-", "host": "-"} == {
+        "source": "cypht-azure", "event": "failed", "command": "rotate-secret", "env_file": "/srv/.env",
+        "exit_code": 1, "app": "app-id", "expires": expires, "message": "Graph said no", "host": "-", "time": "-"}
+    assert all("token-in-path" not in d.url for d in deliveries)
+
+
+def test_rotation_event_and_no_expiring_event_after_a_rotation() -> None:
+    now = dt.datetime.now(UTC)
+    events = notify.events_for(command="rotate-secret", env_file="/e", exit_code=0, app="a", rotated=True,
+                               expires=(now + 2 * DAY).isoformat(), message=None, now=now)
+    assert [e.event for e in events] == ["rotated"]
+    assert notify.events_for(command="rotate-secret", env_file="/e", exit_code=0, app="a", rotated=False,
+                             expires=(now + 20 * DAY).isoformat(), message=None, now=now) == []
+
+
+def test_an_unreachable_receiver_costs_at_most_the_deadline() -> None:
+    event = notify.Event("rotated", "rotate-secret", "/e", 0)
+    started = time.monotonic()
+    # a blackhole address: connections hang rather than fail
+    deliveries = notify.send(["http://10.255.255.1:9/hook", "http://127.0.0.1:9/hook"], [event], deadline=2)
+    assert time.monotonic() - started < 3.5
+    assert [d.ok for d in deliveries] == [False, False]
+
+
+def test_a_refusing_receiver_is_not_asked_again(receiver: Receiver) -> None:
+    receiver.statuses[:] = [400, 400, 400]
+    deliveries = notify.send([receiver.url], [notify.Event("rotated", "x", "/e", 0)], deadline=5)
+    assert [(d.ok, d.attempts, d.detail) for d in deliveries] == [(False, 1, "HTTP 400")]
+
+
+@pytest.mark.parametrize("url", ["ftp://x.example/", "hooks.example.com/x", "https:///nohost", ""])
+def test_bad_notify_urls_are_refused(url: str) -> None:
+    with pytest.raises(InputError, match="not an http"):
+        notify.validate_urls([url])
