@@ -11,13 +11,15 @@ import json
 import os
 import shutil
 import sys
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
+    from azure.core.credentials import AccessToken, TokenCredential
 
 AUTH_METHODS = (
     "auto",
@@ -193,7 +195,63 @@ def _browser_credential(settings: SignInSettings) -> TokenCredential:
     )
 
 
+# Renew this long before expiry, as azure-core's bearer-token policy does: a token handed out must
+# outlive the request that carries it.
+REFRESH_MARGIN = 300.0
+
+
+class OneTokenPerRun:
+    """Caches each access token in-process until shortly before it expires, for any credential.
+
+    A run asks for the Graph token once at sign-in and again for every Graph request. MSAL-based
+    credentials answer the later calls from memory, but AzureCliCredential starts a whole `az`
+    process each time (its docstring says it does not cache), ManagedIdentityCredential and
+    WorkloadIdentityCredential differ by version: one cache here makes every kind acquire once.
+    The lock makes concurrent callers wait for the first acquisition instead of starting their own.
+    """
+
+    def __init__(self, inner: TokenCredential, *, margin: float = REFRESH_MARGIN) -> None:
+        self.inner = inner
+        self.margin = margin
+        self.acquisitions = 0
+        self._lock = threading.Lock()
+        self._tokens: dict[tuple[Any, ...], tuple[AccessToken, float]] = {}  # key -> (token, renew at)
+
+    def get_token(
+        self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
+        enable_cae: bool = False, **kwargs: Any,
+    ) -> AccessToken:
+        if claims:  # a claims challenge asks for a new token by definition
+            return self.inner.get_token(*scopes, claims=claims, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
+        key = (scopes, tenant_id, enable_cae)
+        with self._lock:
+            cached = self._tokens.get(key)
+            now = time.time()
+            if cached is not None and now < cached[1]:
+                return cached[0]
+            token = self.inner.get_token(*scopes, tenant_id=tenant_id, enable_cae=enable_cae, **kwargs)
+            self.acquisitions += 1
+            # A short-lived token is kept for half its life rather than not at all.
+            self._tokens[key] = (token, token.expires_on - min(self.margin, (token.expires_on - now) / 2))
+            return token
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> OneTokenPerRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def build_credential(settings: SignInSettings) -> TokenCredential:
+    return OneTokenPerRun(_build_credential(settings))
+
+
+def _build_credential(settings: SignInSettings) -> TokenCredential:
     method = settings.method
     if method == "environment":
         cred = _environment_credential(settings)

@@ -118,7 +118,8 @@ async def open_session(conn: Connection, progress: Progress) -> AsyncIterator[Se
     holder: list[TokenCredential] = []
 
     def get_token() -> str:
-        # Served from azure-identity's in-memory cache after the first call.
+        # The sign-in thread's token, from auth.OneTokenPerRun's cache: azure-identity's own caching
+        # differs by credential (AzureCliCredential has none: one `az` process per call).
         try:
             return holder[0].get_token(scope).token
         except Exception as exc:
