@@ -17,7 +17,7 @@ runs against a local emulator instead of Azure.
 
 Exit codes: 0 ok, 1 failed, 2 invalid input (nothing changed), 3 sign-in failed, 4 missing role or
 permission, 5 app not found, 6 status found a problem, 7 confirmation needed (use --yes),
-130 interrupted.
+8 a deploy hook failed (old secret kept), 130 interrupted.
 """
 
 app = typer.Typer(
@@ -45,9 +45,9 @@ def _root(
 
 
 def _register() -> None:
-    from cypht_azure.cli import deprovision, emulator_cmd, provision, rotate, status
+    from cypht_azure.cli import deprovision, emulator_cmd, log, provision, rotate, schedule, status
 
-    for module in (provision, rotate, status, deprovision, emulator_cmd):
+    for module in (provision, rotate, status, deprovision, schedule, log, emulator_cmd):
         module.register(app)
 
 

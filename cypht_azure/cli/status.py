@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -39,6 +40,11 @@ def status(
     all_apps: Annotated[bool, typer.Option(
         "--all", envvar=env("ALL"), help="Every app tagged cypht-azure in the tenant, most urgent first.",
     )] = False,
+    prometheus: Annotated[Path | None, typer.Option(
+        "--prometheus", metavar="FILE", envvar=env("PROMETHEUS"),
+        help="Also write the secret's expiry and the last rotate-secret run of this .env into FILE, in "
+             "node-exporter's textfile format (e.g. /var/lib/prometheus/node-exporter/cypht-azure.prom).",
+    )] = None,
 ) -> None:
     """Show the app, its redirect URIs and secrets next to what .env holds, and what is wrong or expiring.
 
@@ -61,6 +67,8 @@ def status(
         from cypht_azure.operations.status import DEFAULT_WARN_WITHIN, StatusRequest
 
         within = parse_duration(fail_within, option="--fail-within") if fail_within else None
+        if prometheus is not None and all_apps:
+            raise ValueError("--prometheus writes the samples of one .env; it cannot be combined with --all.")
         with sandbox_banner(out, common.sandbox):
             if all_apps:
                 return run_status_all(lambda: connection(common, out), out), within
@@ -70,6 +78,10 @@ def status(
             return run_status(request, lambda: connection(common, out), out), within
 
     result, within = run(common, out, action)
+    if prometheus is not None:
+        from cypht_azure.operations import prometheus as textfile
+
+        run(common, out, lambda: textfile.update(prometheus, Path(result.env_file), result.env_secret_expires))
     failing = False
     if all_apps:
         limit = within.total_seconds() / 86400 if within else None

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cypht_azure.errors import InputError
+from cypht_azure.operations.session import parse_time
 
 NOTIFY_ENV = "CYPHT_AZURE_NOTIFY"
 EXPIRING_WITHIN = dt.timedelta(days=14)
@@ -74,12 +75,11 @@ def events_for(*, command: str, env_file: str, exit_code: int, app: str | None, 
         events.append(Event(FAILED, command, env_file, exit_code, app, expires, message))
     elif rotated:
         events.append(Event(ROTATED, command, env_file, exit_code, app, expires, message))
-    if not rotated and expires:
-        end = dt.datetime.fromisoformat(expires.replace("Z", "+00:00"))
-        if end - now <= EXPIRING_WITHIN:
-            days = (end - now).total_seconds() / 86400
-            events.append(Event(EXPIRING, command, env_file, exit_code, app, expires,
-                                f"the client secret in {env_file} expires in {days:.1f} days and was not replaced"))
+    end = parse_time(expires)
+    if not rotated and end is not None and end - now <= EXPIRING_WITHIN:
+        days = (end - now).total_seconds() / 86400
+        events.append(Event(EXPIRING, command, env_file, exit_code, app, expires,
+                            f"the client secret in {env_file} expires in {days:.1f} days and was not replaced"))
     return events
 
 

@@ -46,14 +46,15 @@ def log_mode() -> int:
     return ROOT_LOG if is_root() else PRIVATE
 
 
-def ensure_dir(path: Path) -> None:
-    """Create a folder of ours readable only by its owner (and root's group for logs)."""
-    path.mkdir(mode=0o750 if is_root() else 0o700, parents=True, exist_ok=True)
+def ensure_dir(path: Path, *, public: bool = False) -> None:
+    """Create a folder of ours: readable only by its owner (and root's group for logs), or by all when
+    it is to hold a file others read (a unit file, node-exporter's textfile)."""
+    path.mkdir(mode=0o755 if public else 0o750 if is_root() else 0o700, parents=True, exist_ok=True)
 
 
 def write_atomic(path: Path, text: str, mode: int) -> None:
     """Replace `path` with `text` (temporary file of `mode` next to it, fsync, rename)."""
-    ensure_dir(path.parent)
+    ensure_dir(path.parent, public=bool(mode & 0o004))
     temp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:

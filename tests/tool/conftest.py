@@ -38,6 +38,9 @@ def clean_environ(home: Path) -> dict[str, str]:
            if not k.startswith(("AZURE_", "CYPHT_AZURE_", "MSAL_", "IDENTITY_", "MSI_")) and k != "CYPHT_DOTENV"}
     env["HOME"] = str(home)
     env["XDG_STATE_HOME"] = str(home / ".state")
+    # Tests run as root in CI: keep the audit log and deploy hooks out of /var/log and /etc.
+    env["CYPHT_AZURE_LOG_DIR"] = str(home / ".state" / "cypht-azure")
+    env["CYPHT_AZURE_HOOKS_DIR"] = str(home / ".config" / "cypht-azure" / "deploy-hooks.d")
     env["PYTHONPATH"] = str(REPO)
     env.pop("CI", None)
     return env

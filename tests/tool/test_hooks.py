@@ -133,7 +133,7 @@ def test_failure_stops_the_chain_and_output_is_kept_without_the_secret(tmp_path:
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     pid_file = tmp_path / "child.pid"
     hook = hooks.flag_hooks([f"sleep 60 & echo $! > {pid_file}; wait"])[0]
-    run = hooks.run_hook(hook, hooks.hook_environment(facts(tmp_path)), timeout=1)
+    run = hooks.run_hook(hook, hooks.hook_environment(facts(tmp_path)), timeout=3)
     assert run.timed_out and run.exit_code is None and not run.ok
     assert run.seconds < 10
     child = int(pid_file.read_text())

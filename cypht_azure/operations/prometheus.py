@@ -1,0 +1,83 @@
+"""`status --prometheus FILE`: node-exporter's textfile collector format, one set of samples per `.env`.
+
+The file may serve several `.env` files (label `env_file`): samples of other `.env` files are kept,
+this one's replaced, and the file is replaced atomically (node-exporter never reads half a file).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from cypht_azure.operations import audit, toolfiles
+from cypht_azure.operations.session import parse_time
+
+EXPIRY = "cypht_azure_secret_expiry_timestamp_seconds"
+LAST_RUN = "cypht_azure_last_run_timestamp_seconds"
+LAST_SUCCESS = "cypht_azure_last_run_success"
+METRICS: dict[str, str] = {
+    EXPIRY: "When the client secret that .env holds expires, as Unix time; 0 when .env holds none the app knows.",
+    LAST_RUN: "When rotate-secret or provision last ran for this .env, as Unix time; 0 when never.",
+    LAST_SUCCESS: "1 when that run succeeded (also when there was nothing to do), 0 when it failed or never ran.",
+}
+_SAMPLE = re.compile(r'^(?P<name>[a-z_]+)\{env_file="(?P<label>(?:[^"\\]|\\.)*)"\} (?P<value>\S+)$')
+
+
+def escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def unescape(value: str) -> str:
+    return re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), value)
+
+
+def _timestamp(iso: str | None) -> float:
+    when = parse_time(iso)
+    return when.timestamp() if when else 0.0
+
+
+def samples(expires: str | None, last_run: Mapping[str, Any] | None) -> dict[str, float]:
+    return {
+        EXPIRY: _timestamp(expires),
+        LAST_RUN: _timestamp(last_run.get("time")) if last_run else 0.0,
+        LAST_SUCCESS: 1.0 if last_run and last_run.get("exit_code") == 0 else 0.0,
+    }
+
+
+def _read(path: Path) -> dict[str, dict[str, str]]:
+    """Samples already in the file, per env_file label (lines we did not write are dropped)."""
+    found: dict[str, dict[str, str]] = {}
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return found
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match and match["name"] in METRICS:
+            found.setdefault(unescape(match["label"]), {})[match["name"]] = match["value"]
+    return found
+
+
+def render(per_env: Mapping[str, Mapping[str, str]]) -> str:
+    lines: list[str] = []
+    for name, help_text in METRICS.items():
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+        for env_file in sorted(per_env):
+            if name in per_env[env_file]:
+                lines.append(f'{name}{{env_file="{escape(env_file)}"}} {per_env[env_file][name]}')
+    return "\n".join(lines) + "\n"
+
+
+def _number(value: float) -> str:
+    return repr(float(value)) if value != int(value) else str(int(value))
+
+
+def update(path: Path, env_file: Path, expires: str | None) -> None:
+    """Write this `.env`'s samples into the textfile at `path`, keeping other `.env` files' samples."""
+    label = os.path.realpath(env_file)
+    per_env = _read(path)
+    per_env[label] = {name: _number(v) for name, v in samples(expires, audit.last_run(env_file)).items()}
+    toolfiles.write_atomic(path, render(per_env), toolfiles.PUBLIC)
