@@ -1,10 +1,10 @@
-"""Read, edit and atomically rewrite Cypht's ``.env`` without breaking it.
+"""Parse and edit Cypht's ``.env`` text without breaking it (the disk side is ``envdisk``).
 
 Cypht loads ``.env`` with symfony/dotenv and does not catch its ``FormatException``: a file it cannot
 parse takes every page down. So this module carries a close Python port of symfony/dotenv's
 ``Dotenv::parse()`` (6.4, checked against Debian's 5.4.53), refuses files that port rejects, edits only
-the lines that assign the keys it is asked to change, writes values in a form that symfony/dotenv and
-python-dotenv both read back exactly, and replaces the file atomically under a lock.
+the lines that assign the keys it is asked to change, and writes values in a form that symfony/dotenv
+and python-dotenv both read back exactly. Reading, locking and replacing the file is ``envdisk``'s job.
 
 Nothing here ever puts a value into an exception message or a repr: values may be secrets.
 """
@@ -12,16 +12,9 @@ Nothing here ever puts a value into an exception message or a repr: values may b
 from __future__ import annotations
 
 import bisect
-import errno
-import fcntl
 import io
-import os
 import re
-import secrets
-import stat
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, suppress
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,13 +23,8 @@ __all__ = [
     "Assignment",
     "EnvDocument",
     "EnvFileError",
-    "check_writable",
-    "editing",
     "format_value",
-    "load",
-    "locked",
     "parse",
-    "write_atomic",
 ]
 
 MAX_ENV_BYTES = 1024 * 1024
@@ -61,8 +49,6 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 # python-dotenv expands ${NAME} and ${NAME:-default} in every value, whatever the quoting.
 _PYTHON_DOTENV_VARIABLE = re.compile(r"\$\{[^}:]*(?::-[^}]*)?\}")
-
-_LOCK_POLL_SECONDS = 0.05
 
 
 class EnvFileError(Exception):
@@ -686,275 +672,3 @@ def _reads_back(formatted: str, value: str) -> bool:
     except EnvFileError:
         return False
     return symfony == value and _python_dotenv_values(line).get("K") == value
-
-
-# --------------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------------
-
-
-def _target(path: Path) -> Path:
-    """The file to read and replace: a symlink is followed (and kept); a dangling one is refused."""
-    path = Path(path)
-    if not path.is_symlink():
-        return path
-    real = Path(os.path.realpath(path))
-    if not real.exists():
-        raise EnvFileError(
-            f"it is a symbolic link to {real}, which does not exist (or is a link loop).",
-            path=path,
-            fix="Create the target file (it may be empty), or point the link at the real .env.",
-        )
-    return real
-
-
-def load(path: Path, *, environ: Mapping[str, str] | None = None) -> EnvDocument:
-    """Read and parse the .env at ``path``; a missing file gives an empty document."""
-    path = Path(path)
-    target = _target(path)
-    try:
-        fd = os.open(target, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        return parse("", path, environ=environ)
-    except IsADirectoryError:
-        raise _is_directory(path) from None
-    except OSError as exc:
-        raise _os_error(exc, path, "read") from None
-    try:
-        st = os.fstat(fd)
-        if stat.S_ISDIR(st.st_mode):
-            raise _is_directory(path)
-        if not stat.S_ISREG(st.st_mode):
-            raise EnvFileError(
-                "it is not a regular file (a pipe, socket or device?).",
-                path=path,
-                fix="Point the tool at Cypht's real .env file.",
-            )
-        if st.st_size > MAX_ENV_BYTES:
-            raise _too_large(path)
-        with os.fdopen(os.dup(fd), "rb") as stream:
-            data = stream.read(MAX_ENV_BYTES + 1)
-    except OSError as exc:
-        raise _os_error(exc, path, "read") from None
-    finally:
-        os.close(fd)
-    if len(data) > MAX_ENV_BYTES:
-        raise _too_large(path)
-    return parse(_decode(data, path), path, environ=environ)
-
-
-def _decode(data: bytes, path: Path) -> str:
-    if b"\0" in data:
-        raise EnvFileError(
-            "it contains NUL bytes: this is binary data, not a .env file.",
-            path=path,
-            line=data.count(b"\n", 0, data.index(b"\0")) + 1,
-            fix="Point the tool at Cypht's .env, or restore it from .env.example.",
-        )
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EnvFileError(
-            "it is not valid UTF-8.",
-            path=path,
-            line=data.count(b"\n", 0, exc.start) + 1,
-            fix="Re-save the file as UTF-8.",
-        ) from None
-
-
-def _too_large(path: Path) -> EnvFileError:
-    return EnvFileError(
-        f"it is larger than {MAX_ENV_BYTES // 1024} KiB; a Cypht .env is a few KiB.",
-        path=path,
-        fix="Check that this is Cypht's .env file.",
-    )
-
-
-def _is_directory(path: Path) -> EnvFileError:
-    return EnvFileError(
-        "it is a directory, not a file.",
-        path=path,
-        fix="Pass the path of the .env file itself (e.g. /var/www/cypht/.env), or remove the directory.",
-    )
-
-
-def _os_error(exc: OSError, path: Path, doing: str) -> EnvFileError:
-    fixes = {
-        errno.ENOSPC: "Free some disk space and run again; the original file is unchanged.",
-        errno.EDQUOT: "Raise the disk quota and run again; the original file is unchanged.",
-        errno.EACCES: "Run as the file's owner (or root), or fix the permissions.",
-        errno.EPERM: "Run as the file's owner (or root), or fix the permissions.",
-        errno.EROFS: "The file system is read-only; remount it read-write or edit the file elsewhere.",
-    }
-    return EnvFileError(
-        f"could not {doing} it: {os.strerror(exc.errno) if exc.errno else type(exc).__name__}.",
-        path=path,
-        fix=fixes.get(exc.errno or 0, "Check the path and its permissions."),
-    )
-
-
-def check_writable(path: Path) -> None:
-    """Raise EnvFileError unless ``write_atomic(path, ...)`` can replace the file keeping its owner."""
-    path = Path(path)
-    target = _target(path)
-    folder = target.parent
-    if target.is_dir():
-        raise _is_directory(path)
-    if not folder.is_dir():
-        raise EnvFileError(
-            f"its folder {folder} does not exist.",
-            path=path,
-            fix="Check the path of Cypht's install, or create the folder.",
-        )
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise EnvFileError(
-            f"its folder {folder} is not writable: the file is replaced atomically through a "
-            "temporary file next to it.",
-            path=path,
-            fix=f"Run as the folder's owner (or root), or grant write access: chmod u+w {folder}",
-        )
-    if not target.exists():
-        return
-    if not target.is_file():
-        raise EnvFileError("it is not a regular file.", path=path, fix="Point the tool at Cypht's .env file.")
-    if not os.access(target, os.W_OK):
-        raise EnvFileError(
-            "the file is read-only.",
-            path=path,
-            fix=f"Make it writable (chmod u+w {target}) or run as its owner.",
-        )
-    owner = target.stat().st_uid
-    if os.geteuid() != 0 and owner != os.geteuid():
-        raise EnvFileError(
-            f"it belongs to user id {owner}; rewriting it as another user would change its owner.",
-            path=path,
-            fix="Run the tool as the file's owner (e.g. with sudo -u), or as root.",
-        )
-
-
-@contextmanager
-def locked(path: Path, timeout: float = 30.0) -> Iterator[None]:
-    """Hold an exclusive lock for editing this .env; concurrent runs wait up to ``timeout`` seconds.
-
-    The lock is an flock on the folder that holds the (symlink-resolved) file: the file itself is
-    replaced by rename, so its inode changes and a lock on it would not exclude a second writer, and
-    a sidecar lock file would be left behind. Nothing else locks a Cypht install's folder.
-    flock locks belong to the open file description: nesting ``locked()`` on the same file in one
-    process waits for itself and fails after ``timeout``.
-    """
-    path = Path(path)
-    folder = _target(path).parent
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as exc:
-        raise EnvFileError(
-            f"cannot open its folder {folder} to lock it: {os.strerror(exc.errno or 0)}.",
-            path=path,
-            fix="Check that the folder exists and is accessible.",
-        ) from None
-    try:
-        _acquire(fd, path, timeout)
-        yield
-    finally:
-        os.close(fd)  # also releases the lock
-
-
-def _acquire(fd: int, path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                raise EnvFileError(
-                    f"another cypht-azure run has been editing it for more than {timeout:g} s.",
-                    path=path,
-                    fix="Wait for the other run to finish, then run again.",
-                ) from None
-            time.sleep(_LOCK_POLL_SECONDS)
-        except OSError as exc:
-            raise EnvFileError(
-                f"cannot lock its folder: {os.strerror(exc.errno or 0)}.",
-                path=path,
-                fix="Use a local file system that supports flock for Cypht's install.",
-            ) from None
-
-
-@contextmanager
-def editing(path: Path, timeout: float = 30.0) -> Iterator[EnvDocument]:
-    """Lock, load and check the .env, in that order; yield the document. Write with write_atomic."""
-    with locked(path, timeout):
-        doc = load(path)
-        check_writable(path)
-        yield doc
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace the file at ``path`` (through a symlink) with ``text``, atomically and durably.
-
-    The text must parse. A temporary file is created next to the target (0600, O_EXCL), written,
-    fsynced, given the old file's owner and mode (0600 for a new file), renamed over the target, and
-    the folder is fsynced. On any failure the temporary file is removed and the original is intact.
-    """
-    path = Path(path)
-    parse(text, path)  # never write a file Cypht cannot load
-    try:
-        data = text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise EnvFileError("the new text is not valid Unicode.", path=path) from None
-    target = _target(path)
-    if target.is_dir():
-        raise _is_directory(path)
-    try:
-        old = os.stat(target)
-    except FileNotFoundError:
-        old = None
-    except OSError as exc:
-        raise _os_error(exc, path, "inspect") from None
-    temp = target.parent / f".{target.name}.cypht-azure-{secrets.token_hex(6)}.tmp"
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise _os_error(exc, path, "create a temporary file next to") from None
-    try:
-        _fill_temp(fd, data, old)
-        os.replace(temp, target)
-    except BaseException as exc:
-        _remove_quietly(temp)
-        if isinstance(exc, OSError):
-            raise _os_error(exc, path, "write") from None
-        raise
-    _fsync_folder(target.parent)
-
-
-def _fill_temp(fd: int, data: bytes, old: os.stat_result | None) -> None:
-    """Write, fsync and give the old file's owner and mode; always closes ``fd``."""
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-        if old is not None:
-            if (old.st_uid, old.st_gid) != (os.geteuid(), os.getegid()):
-                os.fchown(fd, old.st_uid, old.st_gid)
-            os.fchmod(fd, stat.S_IMODE(old.st_mode))
-    finally:
-        os.close(fd)
-
-
-def _remove_quietly(temp: Path) -> None:
-    with suppress(FileNotFoundError):
-        os.unlink(temp)
-
-
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):  # some file systems cannot fsync folders
-            raise
-    finally:
-        os.close(fd)

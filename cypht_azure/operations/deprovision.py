@@ -111,7 +111,8 @@ async def deprovision(
         await graph.purge_deleted(object_id, fresh_object=True)  # the deleted item may lag the delete
         result.purged = True
     if keys:
-        envstate.write_env(req.env_file, doc.updated(dict.fromkeys(keys)).render())
+        removal: dict[str, str | None] = dict.fromkeys(keys)
+        envstate.write_env(req.env_file, doc.updated(removal).render(), updates=removal, block_comment=None)
         result.keys_removed = keys
     return result
 

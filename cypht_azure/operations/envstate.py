@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cypht_azure import cypht, envfile
+from cypht_azure import cypht, envdisk, envfile
 from cypht_azure.errors import InputError, OperationFailed
 from cypht_azure.secret import Secret
 
 BLOCK_COMMENT = "# Outlook and Office365 OAuth (managed by cypht-azure)"
+# Values shaped like the real ones, for checking an edit before anything exists in Graph.
+_SAMPLE_ID = "00000000-0000-0000-0000-000000000000"
+_SAMPLE_SECRET = Secret("Abc8Q~" + "x" * 34)
+_SAMPLE_URI = "https://cypht.invalid/?page=home"
+# The .env files this process has open (resolved once), by the path the command was given.
+_OPEN: dict[Path, envdisk.EnvTarget] = {}
 
 
 def resolve_env_path(option: str | None) -> Path:
@@ -103,10 +111,58 @@ def changed_keys(doc: envfile.EnvDocument, updates: dict[str, str | None]) -> li
     return [k for k, v in updates.items() if doc.get(k) != v]
 
 
-def write_env(path: Path, text: str) -> None:
-    """Replace `.env` after Graph was changed: a failure now is exit 1 (a file that could not be
-    written), not an input error, which would claim that nothing was changed."""
+@contextmanager
+def opened(path: Path) -> Iterator[envdisk.EnvTarget]:
+    """The `.env` at `path`, resolved once for the whole command; `write_env(path, ...)` writes there."""
+    with envdisk.open_target(path) as target:
+        _OPEN[Path(path)] = target
+        try:
+            yield target
+        finally:
+            _OPEN.pop(Path(path), None)
+
+
+def preflight(target: envdisk.EnvTarget, doc: envfile.EnvDocument, providers: list[str] | None = None) -> None:
+    """Everything about `.env` that must hold before a secret is created (EnvFileError: exit 2).
+
+    The disk checks (permissions, owner and group, ACLs, a bind mount), then the edit itself with
+    values shaped like the real ones: symfony/dotenv (Cypht's loader, the authority on what the file
+    means) and python-dotenv must both read every key back exactly.
+    """
+    target.preflight()
+    for provider in providers or list(cypht.PROVIDERS):
+        uri = doc.get(cypht.provider_keys(provider).client_uri) or _SAMPLE_URI
+        doc.updated(updates_for(doc, [provider], client_id=_SAMPLE_ID, secret=_SAMPLE_SECRET, key_id=_SAMPLE_ID,
+                                redirect_uri=uri), block_comment=BLOCK_COMMENT)
+
+
+def write_env(path: Path, text: str, *, updates: Mapping[str, str | None] | None = None,
+              block_comment: str | None = BLOCK_COMMENT) -> None:
+    """Replace `.env` after Graph was changed: the commit point of a command.
+
+    A failure now is exit 1 (a file that could not be written), not an input error, which would claim
+    that nothing was changed. If another program changed the file since it was read under the lock,
+    `updates` are applied to its new text, unless that program changed one of these very keys: then
+    nothing is written.
+    """
+    target = _OPEN.get(Path(path))
     try:
-        envfile.write_atomic(path, text)
+        if target is None or target.document is None:
+            envdisk.write_atomic(path, text)
+            return
+        base = target.document
+
+        def rebase(current: envfile.EnvDocument) -> str:
+            clash = sorted(k for k in (updates or {}) if current.get(k) != base.get(k))
+            if updates is None or clash:
+                raise envfile.EnvFileError(
+                    "it was changed by another program while cypht-azure was working on it"
+                    + (f", including {', '.join(clash)}" if clash else "") + "; it was not overwritten.",
+                    path=path,
+                    fix="Run again once nothing else is editing the file.",
+                )
+            return current.updated(updates, block_comment=block_comment).render()
+
+        target.commit(text, rebase=rebase)
     except envfile.EnvFileError as exc:
         raise OperationFailed(exc.message, hint=exc.hint) from None

@@ -277,7 +277,8 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
         keys_written = envstate.changed_keys(doc, updates)
         if keys_written and not req.dry_run:
             try:
-                envstate.write_env(env_path, doc.updated(updates, block_comment=envstate.BLOCK_COMMENT).render())
+                envstate.write_env(env_path, doc.updated(updates, block_comment=envstate.BLOCK_COMMENT).render(),
+                                   updates=updates)
             except BaseException:
                 if secret_created:
                     # The secret could not be stored: take it back so none is left unrecorded.

@@ -164,7 +164,7 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
     result.keys_written = envstate.changed_keys(doc, updates)
     new_doc = doc.updated(updates, block_comment=envstate.BLOCK_COMMENT)
     try:
-        envstate.write_env(env_path, new_doc.render())
+        envstate.write_env(env_path, new_doc.render(), updates=updates)
     except BaseException:
         await graph.remove_password(object_id, new_id)
         raise

@@ -36,25 +36,28 @@ def _with_env(
     path: Path, *, writes: bool, make_connection: MakeConnection, progress: Progress,
     body: Callable[[Session, envfile.EnvDocument], Awaitable[T]],
     before: Callable[[envfile.EnvDocument], None] | None = None,
+    providers: list[str] | None = None,
 ) -> T:
-    doc = envfile.load(path)  # refuses a file Cypht's loader could not parse, with the line number
-    if before is not None:
-        before(doc)
-    if writes:
-        envfile.check_writable(path)
-    lock: Any = envfile.locked(path) if writes else nullcontext()
-    with lock:
+    with envstate.opened(path) as target:  # resolved once: every later step goes through its folder
+        doc = target.read()  # refuses a file Cypht's loader could not parse, with the line number
+        if before is not None:
+            before(doc)
         if writes:
-            doc = envfile.load(path)  # re-read under the lock: another run may have just written it
-            checkpoint("env-locked")
-        conn = make_connection()
+            envstate.preflight(target, doc, providers)
+        lock: Any = target.locked() if writes else nullcontext()
+        with lock:
+            if writes:
+                doc = target.read()  # re-read under the lock: another run may have just written it
+                envstate.preflight(target, doc, providers)
+                checkpoint("env-locked")
+            conn = make_connection()
 
-        async def main() -> T:
-            async with open_session(conn, progress) as session:
-                checkpoint("signed-in")
-                return await body(session, doc)
+            async def main() -> T:
+                async with open_session(conn, progress) as session:
+                    checkpoint("signed-in")
+                    return await body(session, doc)
 
-        return asyncio.run(main())
+            return asyncio.run(main())
 
 
 def run_provision(request: ProvisionRequest, make_connection: MakeConnection, progress: Progress) -> ProvisionResult:
@@ -64,7 +67,8 @@ def run_provision(request: ProvisionRequest, make_connection: MakeConnection, pr
         envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
 
     return _with_env(request.env_file, writes=not request.dry_run, make_connection=make_connection,
-                     progress=progress, before=before, body=lambda s, doc: provision(s, plan, doc, request.env_file))
+                     progress=progress, before=before, body=lambda s, doc: provision(s, plan, doc, request.env_file),
+                     providers=request.providers)
 
 
 def run_rotate(request: RotateRequest, make_connection: MakeConnection, progress: Progress) -> RotateResult:

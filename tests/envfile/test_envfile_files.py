@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from cypht_azure import envfile
-from cypht_azure.envfile import EnvFileError, check_writable, editing, load, locked, write_atomic
+from cypht_azure import envdisk, envfile
+from cypht_azure.envdisk import check_writable, editing, load, locked, write_atomic
+from cypht_azure.envfile import EnvFileError
 
 NOBODY = 65534
 IS_ROOT = os.geteuid() == 0
@@ -161,12 +162,18 @@ def test_symlink_loop_refused(tmp_path: Path) -> None:
 
 # --- atomic write -----------------------------------------------------------------------------------
 
-def test_new_file_is_0600_and_lf(tmp_path: Path) -> None:
-    target = tmp_path / ".env"
+def test_new_file_is_0640_of_the_folder_and_lf(tmp_path: Path) -> None:
+    folder = tmp_path / "cypht"
+    folder.mkdir()
+    if IS_ROOT:
+        os.chown(folder, NOBODY, 33)  # e.g. a folder of www-data's group: the web server reads .env
+    target = folder / ".env"
     write_atomic(target, load(target).updated({"K": "v"}, block_comment="managed").render())
     assert target.read_bytes() == b"# managed\nK='v'\n"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert leftovers(tmp_path) == []
+    st = target.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o640, "never world-readable; the folder's group may read"
+    assert (st.st_uid, st.st_gid) == (folder.stat().st_uid, folder.stat().st_gid)
+    assert leftovers(folder) == []
 
 
 def test_mode_kept_and_no_bom_written(tmp_path: Path) -> None:
@@ -200,7 +207,7 @@ def test_unparseable_text_never_written(tmp_path: Path) -> None:
 
 
 def _fail(err: int) -> Callable[..., Any]:
-    def fail(*_: object) -> Any:
+    def fail(*_: object, **__: object) -> Any:
         raise OSError(err, os.strerror(err))
 
     return fail
@@ -220,7 +227,7 @@ def test_failures_leave_original_and_no_temp_file(
 ) -> None:
     target = tmp_path / ".env"
     target.write_text("A=original\n")
-    monkeypatch.setattr(envfile.os, function, _fail(err))
+    monkeypatch.setattr(envdisk.os, function, _fail(err))
     with pytest.raises(EnvFileError, match=problem):
         write_atomic(target, "A=new\n")
     monkeypatch.undo()
@@ -230,7 +237,7 @@ def test_failures_leave_original_and_no_temp_file(
 
 def test_partial_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     real_write = os.write
-    monkeypatch.setattr(envfile.os, "write", lambda fd, data: real_write(fd, bytes(data[:3])))
+    monkeypatch.setattr(envdisk.os, "write", lambda fd, data: real_write(fd, bytes(data[:3])))
     write_atomic(tmp_path / ".env", "LONGER_KEY='a value'\n")
     monkeypatch.undo()
     assert (tmp_path / ".env").read_text() == "LONGER_KEY='a value'\n"
@@ -240,7 +247,7 @@ def test_keyboard_interrupt_still_removes_temp(tmp_path: Path, monkeypatch: pyte
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(envfile.os, "fsync", interrupt)
+    monkeypatch.setattr(envdisk.os, "fsync", interrupt)
     with pytest.raises(KeyboardInterrupt):
         write_atomic(tmp_path / ".env", "A=1\n")
     monkeypatch.undo()

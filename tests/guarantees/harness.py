@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cypht_azure import cypht, envfile
+from cypht_azure import cypht, envdisk
 from cypht_azure.emulator import Emulator, FaultRule
 from tests.tool.conftest import REPO, admin_env
 
@@ -98,10 +98,10 @@ def seed_provisioned(emulator: Emulator, env_file: Path, *, url: str = URL, life
         app["id"], display_name=new_secret_name(now, env_file), end=now + dt.timedelta(days=lifetime_days))
     env_file.parent.mkdir(parents=True, exist_ok=True)
     env_file.write_text(prefix)
-    doc = envfile.load(env_file)
+    doc = envdisk.load(env_file)
     updates = envstate.updates_for(doc, list(cypht.PROVIDERS), client_id=app["appId"], secret=Secret(secret),
                                    key_id=key.lower(), redirect_uri=plan.primary_uri)
-    envfile.write_atomic(env_file, doc.updated(updates, block_comment=envstate.BLOCK_COMMENT).render())
+    envdisk.write_atomic(env_file, doc.updated(updates, block_comment=envstate.BLOCK_COMMENT).render())
     return {"client_id": app["appId"], "object_id": app["id"], "key_id": key.lower(), "secret": secret}
 
 

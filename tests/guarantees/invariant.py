@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cypht_azure import cypht, envfile
+from cypht_azure import cypht, envdisk, envfile
 from cypht_azure.operations import envstate
 from cypht_azure.operations.secrets import made_for
 from tests.guarantees.harness import JWT_SHAPE, SECRET_SHAPE
@@ -139,12 +139,12 @@ def check(
             problems.append(".env disappeared")
         else:
             try:
-                doc = envfile.load(env_file)
+                doc = envdisk.load(env_file)
             except envfile.EnvFileError as exc:
                 problems.append(f".env does not parse after the run: {exc}")
     elif data is not None:
         try:
-            doc = envfile.load(env_file)
+            doc = envdisk.load(env_file)
         except envfile.EnvFileError:
             doc = None  # unparseable input, left exactly as it was: allowed
     if require_changed and unchanged:
@@ -158,11 +158,16 @@ def check(
                 _terminators(data) != _terminators(before.data):
             problems.append(f"line endings changed: {_terminators(before.data)} -> {_terminators(data)}")
         st = env_file.stat()
-        expected_mode = before.mode if before.mode is not None else 0o600
+        # A new .env: the folder's owner and group (as root; the web server reads it), mode 0640.
+        expected_mode = before.mode if before.mode is not None else envdisk.NEW_FILE_MODE
         if stat.S_IMODE(st.st_mode) != expected_mode:
             problems.append(f".env mode {oct(stat.S_IMODE(st.st_mode))}, expected {oct(expected_mode)}")
         if before.owner is not None and (st.st_uid, st.st_gid) != before.owner:
             problems.append(f".env owner changed {before.owner} -> {(st.st_uid, st.st_gid)}")
+        folder = env_file.resolve().parent.stat()
+        if before.owner is None and os.geteuid() == 0 and (st.st_uid, st.st_gid) != (folder.st_uid, folder.st_gid):
+            problems.append(f"a new .env belongs to {(st.st_uid, st.st_gid)}, not to its folder's "
+                            f"{(folder.st_uid, folder.st_gid)}")
         present = [p for p in cypht.PROVIDERS if doc.get(CORE[p][0])]
         if command == "deprovision":
             still = sorted(k for p in cypht.PROVIDERS for k in CORE[p] if doc.get(k) is not None)

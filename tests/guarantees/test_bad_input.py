@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cypht_azure import envfile
+from cypht_azure import envdisk
 from tests.guarantees import invariant
 from tests.guarantees.harness import URL, USER_LINES, base_env, run_cli, seed_provisioned
 
@@ -178,4 +178,4 @@ def test_windows_line_endings_are_valid_and_kept(emulator: Any, tmp_path: Path) 
     rotated = run_cli(env, *[a.replace("{env}", str(env_file)) for a in R])
     assert rotated.returncode == 0, rotated
     assert b"\n" not in env_file.read_bytes().replace(b"\r\n", b"")
-    assert envfile.load(env_file).get("OUTLOOK_CLIENT_SECRET")
+    assert envdisk.load(env_file).get("OUTLOOK_CLIENT_SECRET")

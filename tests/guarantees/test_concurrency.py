@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from cypht_azure import envfile
+from cypht_azure import envdisk
 from tests.guarantees import invariant
 from tests.guarantees.harness import USER_LINES, Run, base_env, command_args, command_line, seed_provisioned
 
@@ -50,7 +50,7 @@ def test_concurrent_rotations_serialise(emulator: Any, tmp_path: Path) -> None:
     assert seen == ROTATIONS, f"rotations did not form one chain: {chain}"
     # ... and their Graph writes did not interleave: add, remove, add, remove, ...
     assert _graph_writes(emulator) == ["addPassword", "removePassword"] * ROTATIONS
-    doc = envfile.load(env_file)
+    doc = envdisk.load(env_file)
     assert doc.get("OUTLOOK_CLIENT_SECRET_ID") == key
     app = emulator.directory.get_application(app_id=seeded["client_id"])
     assert [c["keyId"].lower() for c in app["passwordCredentials"]] == [key], "the app ends with one secret"

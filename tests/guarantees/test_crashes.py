@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from cypht_azure import envfile
+from cypht_azure import envdisk
 from cypht_azure.operations.checkpoints import STEPS
 from tests.guarantees import invariant
 from tests.guarantees.harness import (
@@ -97,7 +97,7 @@ def test_kill_at_step_then_run_again(emulator: Any, tmp_path: Path, command: str
     again = run_cli(env, *command_args(command, env_file, "--json"))
     assert again.returncode == 0, again
     invariant.check(emulator, mid, again, command=command, after_success=True)
-    doc = envfile.load(env_file)
+    doc = envdisk.load(env_file)
     if command == "deprovision":
         assert seeded is not None
         assert emulator.directory.get_application(app_id=seeded["client_id"]) is None

@@ -230,8 +230,8 @@ def test_injection_only_touches_the_temporary_file(tmp_path: Path) -> None:
     code = (
         "import os, sys\n"
         f"fd = os.open({str(probe)!r}, os.O_WRONLY | os.O_CREAT, 0o600); os.write(fd, b'ok'); os.close(fd)\n"
-        "from cypht_azure import envfile\n"
-        f"envfile.write_atomic(__import__('pathlib').Path({str(tmp_path / '.env')!r}), 'A=1\\n')\n"
+        "from cypht_azure import envdisk\n"
+        f"envdisk.write_atomic(__import__('pathlib').Path({str(tmp_path / '.env')!r}), 'A=1\\n')\n"
     )
     env = {**os.environ, "PYTHONPATH": f"{INJECT}{os.pathsep}{REPO}", "CYPHT_AZURE_TEST_FAIL_WRITE": "ENOSPC-on-write"}
     done = subprocess.run(["python3" if not os.environ.get("VIRTUAL_ENV") else os.sys.executable, "-c", code],

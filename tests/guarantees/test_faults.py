@@ -131,9 +131,9 @@ def expect(spec: RequestSpec, fault: str, persistent: bool) -> Expect:
 
 def _done(emulator: Any, command: str, env_file: Path, seeded: dict[str, Any] | None) -> list[str]:
     """The command's work is fully done (for a recovered run)."""
-    from cypht_azure import envfile
+    from cypht_azure import envdisk
 
-    doc = envfile.load(env_file)
+    doc = envdisk.load(env_file)
     if command == "provision":
         return [] if doc.get("OUTLOOK_CLIENT_SECRET") and doc.get("OFFICE365_CLIENT_ID") else [
             "provision recovered but .env holds no client ID and secret"]

@@ -198,28 +198,28 @@ def test_status_healthy_and_fail_within(cli: Cli, emulator: Any, env_file: Path,
     ],
 )
 def test_status_findings(cli: Cli, emulator: Any, env_file: Path, provisioned: dict[str, Any], mutate: str, code: str) -> None:
-    from cypht_azure import envfile
+    from cypht_azure import envdisk
 
     client_id = provisioned["client_id"]
     app = app_of(emulator, client_id)
-    doc = envfile.load(env_file)
+    doc = envdisk.load(env_file)
     if mutate == "uri":
-        envfile.write_atomic(env_file, doc.updated({"OUTLOOK_CLIENT_URI": "https://elsewhere.example/"}).render())
+        envdisk.write_atomic(env_file, doc.updated({"OUTLOOK_CLIENT_URI": "https://elsewhere.example/"}).render())
     elif mutate == "remove-secret":
         remove_secret(emulator, app["id"], provisioned["secret_key_id"])
     elif mutate == "query-personal":
         update_app(emulator, app["id"], {"web": {"redirectUris": ["https://mail.example.com/", "https://mail.example.com/?page=home"]}}, validate=False)
     elif mutate == "different-apps":
         other = emulator.directory.create_application(displayName="other", tags=["cypht-azure"])
-        envfile.write_atomic(env_file, doc.updated({"OFFICE365_CLIENT_ID": other["appId"]}).render())
+        envdisk.write_atomic(env_file, doc.updated({"OFFICE365_CLIENT_ID": other["appId"]}).render())
     elif mutate == "missing-secret":
-        envfile.write_atomic(env_file, doc.updated({"OFFICE365_CLIENT_SECRET": None}).render())
+        envdisk.write_atomic(env_file, doc.updated({"OFFICE365_CLIENT_SECRET": None}).render())
     elif mutate == "deleted":
         delete_app(emulator, app["id"])
     elif mutate == "expired":
         past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)
         key, secret = emulator.directory.add_password(app["id"], display_name="cypht-azure old", start=past - dt.timedelta(days=30), end=past)
-        envfile.write_atomic(env_file, doc.updated({"OUTLOOK_CLIENT_SECRET": secret, "OUTLOOK_CLIENT_SECRET_ID": key.lower()}).render())
+        envdisk.write_atomic(env_file, doc.updated({"OUTLOOK_CLIENT_SECRET": secret, "OUTLOOK_CLIENT_SECRET_ID": key.lower()}).render())
     r = status(cli, env_file, "--fail-within", "1d")
     assert r.returncode == 6, r
     codes = [f["code"] for f in r.json["findings"]]

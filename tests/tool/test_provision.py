@@ -28,9 +28,9 @@ def provision(cli: Cli, env_file: Path, *extra: str) -> Any:
 
 
 def read_env(path: Path) -> dict[str, str]:
-    from cypht_azure import envfile
+    from cypht_azure import envdisk
 
-    doc = envfile.load(path)
+    doc = envdisk.load(path)
     return {k: v for k in sorted(doc.keys()) if (v := doc.get(k)) is not None}
 
 
@@ -58,7 +58,7 @@ def test_fresh_provision_makes_one_token_request_and_two_graph_calls(cli: Cli, e
         assert values[f"{p}_CLIENT_URI"] == REDIRECT
         assert values[f"{p}_CLIENT_SECRET_ID"] == out["secret_key_id"]
         assert values[f"{p}_AUTH_URI"] == "https://login.live.com/oauth20_authorize.srf"
-    assert os.stat(env_file).st_mode & 0o777 == 0o600
+    assert os.stat(env_file).st_mode & 0o777 == 0o640  # the folder's group (the web server) reads it
 
     app = emulator.directory.get_application(app_id=out["client_id"])
     assert app["signInAudience"] == "AzureADandPersonalMicrosoftAccount"

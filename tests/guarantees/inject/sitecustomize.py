@@ -1,9 +1,19 @@
-"""TEST-ONLY: make writes to cypht-azure's temporary .env file fail, as a full or broken disk would.
+"""TEST-ONLY: disturb cypht-azure's .env write the way a disk, a kill or another program would.
 
-Put this folder first on PYTHONPATH and set CYPHT_AZURE_TEST_FAIL_WRITE to ENOSPC-on-write (os.write
-fails with ENOSPC) or EIO-on-fsync (os.fsync fails with EIO). Only file descriptors whose path is a
-`.<name>.cypht-azure-<hex>.tmp` file are affected; every other write goes through unchanged. Never
-installed with the package: it lives under tests/ and acts only when that variable is set.
+Put this folder first on PYTHONPATH and set:
+
+- CYPHT_AZURE_TEST_FAIL_WRITE to ENOSPC-on-write (os.write fails with ENOSPC), EIO-on-fsync (os.fsync
+  fails with EIO) or PAUSE-on-fsync (the fsync writes CYPHT_AZURE_TEST_PAUSE_FILE and waits to be
+  killed, the secret already written into the temporary file). Only file descriptors of the tool's
+  temporary file are affected: a `.<name>.cypht-azure-<hex>.tmp` file or an anonymous O_TMPFILE one;
+  every other write goes through unchanged.
+- CYPHT_AZURE_TEST_NO_TMPFILE=1: opening with O_TMPFILE fails with EOPNOTSUPP, as on file systems
+  without it.
+- CYPHT_AZURE_TEST_ACT_AT=<checkpoint step>: at that step the process writes
+  CYPHT_AZURE_TEST_PAUSE_FILE, waits until CYPHT_AZURE_TEST_RESUME_FILE exists (the test acts
+  meanwhile: re-points a symlink, edits `.env`) and then goes on.
+
+Never installed with the package: it lives under tests/ and acts only when those variables are set.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ import os
 import re
 
 _MODE = os.environ.get("CYPHT_AZURE_TEST_FAIL_WRITE", "")
-_TEMP = re.compile(r"/\.[^/]+\.cypht-azure-[0-9a-f]+\.tmp$")
+_TEMP = re.compile(r"/\.[^/]+\.cypht-azure-[0-9a-f]+\.tmp$|/#\d+ \(deleted\)$")
 
 
 def _is_temp(fd: int) -> bool:
@@ -41,3 +51,77 @@ elif _MODE == "EIO-on-fsync":
         _fsync(fd)
 
     os.fsync = _failing_fsync
+elif _MODE == "PAUSE-on-fsync":
+    _fsync_then_pause = os.fsync
+
+    def _pausing_fsync(fd: int) -> None:  # type: ignore[no-untyped-def]
+        if _is_temp(fd):
+            _wait_to_be_killed()
+        _fsync_then_pause(fd)
+
+    os.fsync = _pausing_fsync
+
+
+def _wait_to_be_killed() -> None:
+    import time
+
+    with open(os.environ["CYPHT_AZURE_TEST_PAUSE_FILE"], "w") as marker:
+        marker.write("paused")
+    while True:
+        time.sleep(3600)
+
+
+if os.environ.get("CYPHT_AZURE_TEST_NO_TMPFILE") == "1" and hasattr(os, "O_TMPFILE"):
+    _open = os.open
+    _O_TMPFILE = os.O_TMPFILE
+
+    def _open_without_tmpfile(path, flags, mode=0o777, *, dir_fd=None):  # type: ignore[no-untyped-def]
+        if flags & _O_TMPFILE == _O_TMPFILE:
+            raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+        return _open(path, flags, mode, dir_fd=dir_fd)
+
+    os.open = _open_without_tmpfile
+
+if os.environ.get("CYPHT_AZURE_TEST_ACT_AT"):
+    import importlib.abc
+    import importlib.machinery
+    import sys
+    import time
+
+    _STEP = os.environ["CYPHT_AZURE_TEST_ACT_AT"]
+    _CHECKPOINTS = "cypht_azure.operations.checkpoints"
+
+    def _act_here() -> None:
+        with open(os.environ["CYPHT_AZURE_TEST_PAUSE_FILE"], "w") as marker:
+            marker.write(_STEP)
+        resume = os.environ["CYPHT_AZURE_TEST_RESUME_FILE"]
+        deadline = time.monotonic() + 60
+        while not os.path.exists(resume) and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    class _WrapCheckpoint(importlib.abc.MetaPathFinder):
+        """Wraps checkpoints.checkpoint as the module loads, before any module imports the name."""
+
+        def find_spec(self, name, path, target=None):  # type: ignore[no-untyped-def]
+            if name != _CHECKPOINTS:
+                return None
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is None or spec.loader is None:
+                return spec
+            run_module = spec.loader.exec_module
+
+            def exec_module(module):  # type: ignore[no-untyped-def]
+                run_module(module)
+                original = module.checkpoint
+
+                def checkpoint(step: str) -> None:
+                    if step == _STEP:
+                        _act_here()
+                    original(step)
+
+                module.checkpoint = checkpoint
+
+            spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+            return spec
+
+    sys.meta_path.insert(0, _WrapCheckpoint())
