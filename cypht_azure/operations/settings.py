@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cypht_azure import cypht, envfile
+from cypht_azure import cypht, envdisk, envfile
 
 # option name -> .env key. The same names as the environment variables of these options.
 KEYS: dict[str, str] = {
@@ -63,7 +63,7 @@ def read(doc: envfile.EnvDocument) -> Recorded:
 def load(path: Path) -> Recorded:
     """The recorded settings of the `.env` at `path`; none when it does not exist yet."""
     try:
-        return read(envfile.load(path))
+        return read(envdisk.load(path))
     except envfile.EnvFileError:
         return Recorded({})  # the command itself reads .env again and reports what is wrong with it
 
