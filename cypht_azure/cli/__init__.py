@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import sys
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -55,4 +56,35 @@ _register()
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as exc:
+        _exit(exc.code)
+
+
+def _exit(code: object) -> NoReturn:
+    """Exit without tearing the interpreter down.
+
+    Freeing the ~850 modules a Graph command loads takes 0.2-0.3 s after the work is done, a third of
+    a provision at loopback speed. Everything an orderly exit does that matters still happens, in the
+    same order: non-daemon threads are joined, atexit handlers run (logging.shutdown flushes the log
+    files), stdout and stderr are flushed; our files are closed by `with` blocks long before.
+    """
+    import atexit
+    import os
+    import threading
+    from contextlib import suppress
+
+    if code is None or isinstance(code, int):
+        status = code or 0
+    else:
+        print(code, file=sys.stderr)
+        status = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing left to say
+            stream.flush()
+    os._exit(status)
