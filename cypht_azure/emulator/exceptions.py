@@ -274,3 +274,230 @@ def bad_device_code() -> TokenError:
 
 def bad_refresh_token() -> TokenError:
     return TokenError(400, "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid.")
+
+
+# ---------------------------------------------------------------- the sign-in (authorize) endpoints
+#
+# Where an error is delivered is a property of its type: only a RedirectError may travel to the
+# redirect URI, and the authorize handler builds that redirect from a request whose client and
+# redirect URI were already checked. Everything found before that check is an ErrorPage (v2: the
+# emulator's "Sign in" page; Live: a redirect to the emulator's own err.srf) or a LoginRefusal (the
+# sign-in form again, with the message). signin.md §2.3-§2.6, §4.4.
+
+class AuthorizeError(Exception):
+    to_redirect_uri: bool = False
+
+    def __init__(self, error: str, description: str, aadsts: int | None = None) -> None:
+        self.error = error
+        self.description = description
+        self.aadsts = aadsts
+        super().__init__(self.text)
+
+    @property
+    def text(self) -> str:
+        return f"AADSTS{self.aadsts}: {self.description}" if self.aadsts else self.description
+
+
+class ErrorPage(AuthorizeError):
+    """Shown on the emulator's own page (Live: its err.srf); never sent to the redirect URI."""
+
+    def __init__(self, error: str, description: str, aadsts: int | None = None, *,
+                 title: str = "Sign in", heading: str = "Sorry, but we're having trouble signing you in.") -> None:
+        super().__init__(error, description, aadsts)
+        self.title = title
+        self.heading = heading
+
+
+class LoginRefusal(AuthorizeError):
+    """The login form refuses the account in place, with no redirect (signin.md §2.6)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("", message)
+
+
+class RedirectError(AuthorizeError):
+    """Sent back to the (already validated) redirect URI with ``state``."""
+
+    to_redirect_uri = True
+
+    def __init__(self, error: str, description: str | None, aadsts: int | None = None, *,
+                 subcode: str | None = None) -> None:
+        super().__init__(error, description or "", aadsts)
+        self.has_description = description is not None
+        self.subcode = subcode
+
+
+UNABLE = "We're unable to complete your request"
+NOT_FOR_CONSUMERS = (
+    "The client does not exist or is not enabled for consumers. If you are the application developer, "
+    "configure a new application through the App Registrations in the Azure Portal at "
+    "https://go.microsoft.com/fwlink/?linkid=2083908."
+)
+LIVE_BAD_REDIRECT = (
+    "The provided value for the input parameter 'redirect_uri' is not valid. The expected value is a URI "
+    "which matches a redirect URI registered for this client application."
+)
+PERSONAL_NOT_HERE = "You can't sign in here with a personal account. Use your work or school account instead."
+NO_MICROSOFT_ACCOUNT = "We couldn't find a Microsoft account. Try entering your details again, or create an account."
+NO_SUCH_WORK_ACCOUNT = (
+    "This username may be incorrect. Make sure you typed it correctly. Otherwise, contact your admin."
+)
+
+
+def malformed_tenant(tenant: str) -> ErrorPage:
+    return ErrorPage("invalid_request", f"Specified tenant identifier '{tenant}' is neither a valid DNS name, "
+                     "nor a valid external domain.", 900023)
+
+
+def unknown_tenant_page(tenant: str) -> ErrorPage:
+    error = tenant_not_found(tenant)
+    return ErrorPage("invalid_request", error.description, error.aadsts)
+
+
+def missing_parameter_page(name: str) -> ErrorPage:
+    return ErrorPage("invalid_request", f"The request body must contain the following parameter: '{name}'.", 900144)
+
+
+def unknown_client_page(app_id: str, directory_name: str) -> ErrorPage:
+    error = app_not_found(app_id, directory_name)
+    return ErrorPage("unauthorized_client", error.description, error.aadsts)
+
+
+def not_for_consumers_page() -> ErrorPage:
+    return ErrorPage("unauthorized_client", NOT_FOR_CONSUMERS, title=UNABLE, heading=UNABLE)
+
+
+def no_reply_address_page() -> ErrorPage:
+    return ErrorPage("invalid_request", "No reply address provided.", 900971)
+
+
+def not_absolute_redirect_page() -> ErrorPage:
+    return ErrorPage("invalid_request", "'redirect_uri' value must be a valid absolute URI.", 90102)
+
+
+def redirect_mismatch_page(uri: str, app_id: str) -> ErrorPage:
+    return ErrorPage(
+        "invalid_request",
+        f"The redirect URI '{uri}' specified in the request does not match the redirect URIs configured for "
+        f"the application '{app_id}'. Make sure the redirect URI sent in the request matches one added to your "
+        "application in the Azure portal. Navigate to https://aka.ms/redirectUriMismatchError to learn more "
+        "about how to fix this.", 50011,
+    )
+
+
+def personal_account_page(login: str) -> ErrorPage:
+    return ErrorPage(
+        "invalid_request",
+        f"User account '{login}' is a personal Microsoft account. Personal Microsoft accounts are not supported "
+        "for this application unless explicitly invited to an organization. Try signing out and signing back "
+        "in with an organizational account.", 500200,
+    )
+
+
+def live_page(error: str, description: str) -> ErrorPage:
+    return ErrorPage(error, description, title=UNABLE, heading=UNABLE)
+
+
+def single_tenant_at_common(app_id: str, name: str) -> RedirectError:
+    return RedirectError(
+        "invalid_request",
+        f"Application '{app_id}'({name}) is not configured as a multi-tenant application. Usage of the /common "
+        "endpoint is not supported for such applications created after '10/15/2018'. Use a tenant-specific "
+        "endpoint or configure the application to be multi-tenant.", 50194,
+    )
+
+
+def entra_only_at_consumers(app_id: str, name: str) -> RedirectError:
+    return RedirectError(
+        "invalid_request",
+        f"Application '{app_id}'({name}) is configured for use by Microsoft Entra users only. Please do not use "
+        "the /consumers endpoint to serve this request.", 9002332,
+    )
+
+
+def consumer_only_app_description(app_id: str, name: str) -> str:
+    return (f"Application '{app_id}'({name}) is configured for use by Microsoft Account users only. Please use "
+            "the /consumers endpoint to serve this request.")
+
+
+def consumer_only_at_common() -> RedirectError:
+    return RedirectError(
+        "invalid_request",
+        "The request is not valid for the application's 'userAudience' configuration. In order to use /common/ "
+        "endpoint, the application must not be configured with 'Consumer' as the user audience. The "
+        "userAudience should be configured with 'All' to use /common/ endpoint.",
+    )
+
+
+def scope_not_on_graph(app_name: str, scope: str) -> RedirectError:
+    return RedirectError(
+        "invalid_client",
+        f"The application '{app_name}' asked for scope '{scope}' that doesn't exist on the resource "
+        f"'{GRAPH_RESOURCE_ID}'. Contact the app vendor.", 650053,
+    )
+
+
+GRAPH_RESOURCE_ID = "00000003-0000-0000-c000-000000000000"
+
+
+def scope_format_invalid(scope: str) -> RedirectError:
+    return RedirectError(
+        "invalid_scope",
+        f"The provided request must include a 'scope' input parameter. The provided value for the input "
+        f"parameter 'scope' is not valid. The scope {scope} is not valid. The scope format is invalid. Scope "
+        "must be in a valid URI form <https://example/scope> or a valid Guid <guid/scope>.", 70011,
+    )
+
+
+def declined_consent() -> RedirectError:
+    return RedirectError("access_denied", "User declined to consent to access the app.", 65004, subcode="cancel")
+
+
+# -- token endpoint, authorization-code and refresh grants (signin.md §3.4)
+
+def missing_secret() -> TokenError:
+    return public_client_required()  # the same AADSTS7000218 text
+
+
+def public_client_with_secret() -> TokenError:
+    return TokenError(401, "invalid_client", 700025,
+                      "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.")
+
+
+def code_expired() -> TokenError:
+    return TokenError(400, "invalid_grant", 70008,
+                      "The provided authorization code or refresh token has expired due to inactivity.")
+
+
+def msa_code_invalid(expired: bool = False) -> TokenError:
+    text = "The provided value for the 'code' parameter is not valid." + (" The code has expired." if expired else "")
+    return TokenError(400, "invalid_grant", 70000, text)
+
+
+def code_redeemed() -> TokenError:
+    return TokenError(400, "invalid_grant", 54005, "OAuth2 Authorization code was already redeemed, please retry "
+                      "with a new valid code or use an existing refresh token.")
+
+
+def reply_address_mismatch(sent: str, original: str) -> TokenError:
+    return TokenError(401, "invalid_client", 500112, f"The reply address '{sent}' does not match the reply address "
+                      f"'{original}' provided when requesting Authorization code.")
+
+
+def code_for_other_tenant() -> TokenError:
+    return TokenError(400, "invalid_grant", 700005,
+                      "Provided Authorization Code is intended to use against other tenant, thus rejected.")
+
+
+def refresh_inactive(issued: str) -> TokenError:
+    return TokenError(400, "invalid_grant", 700082, f"The refresh token has expired due to inactivity. The token "
+                      f"was issued on {issued} and was inactive for 90.00:00:00.")
+
+
+def consumer_only_app(app_id: str, name: str) -> TokenError:
+    return TokenError(400, "invalid_request", 9002331, consumer_only_app_description(app_id, name))
+
+
+def token_scope_invalid(scope: str) -> TokenError:
+    return TokenError(400, "invalid_scope", 70011,
+                      f"The provided value for the input parameter 'scope' is not valid. The scope {scope} is not valid.")

@@ -70,7 +70,7 @@ def decode_jwt_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], b
     return header, payload, f"{parts[0]}.{parts[1]}".encode(), signature
 
 
-def _resource_of(scope: str) -> tuple[str, str]:
+def resource_of(scope: str) -> tuple[str, str]:
     """``https://graph.microsoft.com/User.Read`` -> (resource, permission); bare names are Graph's."""
     if scope.endswith("/.default"):
         return scope[: -len("/.default")].rstrip("/"), ".default"
@@ -82,7 +82,7 @@ def _resource_of(scope: str) -> tuple[str, str]:
     return "https://graph.microsoft.com", scope
 
 
-def _audience_for(resource: str, base: str = "") -> str | None:
+def audience_for(resource: str, base: str = "") -> str | None:
     low = resource.lower().rstrip("/")
     # The emulator's own URL stands for Microsoft Graph: the Azure CLI asks for a token for the
     # resource it also uses as Graph's base URL (its cloud's microsoft_graph_resource_id).
@@ -97,7 +97,10 @@ def _audience_for(resource: str, base: str = "") -> str | None:
 
 class TokenService:
     def __init__(self, directory: Directory) -> None:
+        from .authorize import CodeFlow  # it mints its tokens here: a cycle only at import time
+
         self.directory = directory
+        self.code_flow = CodeFlow(directory, self)
 
     # ------------------------------------------------------------ discovery
 
@@ -148,8 +151,16 @@ class TokenService:
     # ------------------------------------------------------------ token endpoint
 
     def token(self, tenant: str, form: Mapping[str, str], base: str, basic: tuple[str, str] | None) -> dict[str, Any]:
-        tid = self.resolve_tenant(tenant)
         grant = form.get("grant_type", "")
+        if grant == "authorization_code" or (grant == "refresh_token" and self._code_flow_refresh(form, basic)):
+            authority = self.code_flow.token_authority(tenant)
+            if grant == "authorization_code":
+                return self.code_flow.redeem(authority, form, basic, base)
+            return self.code_flow.refresh(authority, form, basic, base)
+        try:
+            tid = self.resolve_tenant(tenant)
+        except exc.TokenError as error:  # the token endpoint says invalid_request (signin.md §1)
+            raise exc.invalid_request(error.description, error.aadsts) from None
         if grant == "client_credentials":
             return self._client_credentials(tid, form, basic, base)
         if grant == DEVICE_CODE_GRANT:
@@ -159,6 +170,28 @@ class TokenService:
         if not grant:
             raise exc.invalid_request("The request body must contain the following parameter: 'grant_type'.")
         raise exc.unsupported_grant(grant)
+
+    def live_token(self, form: Mapping[str, str], base: str, basic: tuple[str, str] | None) -> dict[str, Any]:
+        """login.live.com's oauth20_token.srf: the two grants of the authorization-code flow."""
+        grant = form.get("grant_type", "")
+        live = self.code_flow.tenants.live()
+        if grant == "authorization_code":
+            return self.code_flow.redeem(live, form, basic, base)
+        if grant == "refresh_token":
+            return self.code_flow.refresh(live, form, basic, base)
+        if not grant:
+            raise exc.TokenError(400, "invalid_request", 0,
+                                 "The provided request must include a 'grant_type' input parameter.")
+        raise exc.TokenError(400, "unsupported_grant_type", 0,
+                             "The provided value for the input parameter 'grant_type' is not valid.")
+
+    def _code_flow_refresh(self, form: Mapping[str, str], basic: tuple[str, str] | None) -> bool:
+        """A refresh token of the authorization-code flow, or one sent with client credentials."""
+        with self.directory.store.read() as data:
+            entry = data["refresh_tokens"].get(_digest(form.get("refresh_token", "")))
+        if entry is not None:
+            return bool(entry.get("flow") == "code")
+        return bool(form.get("client_secret") or form.get("client_assertion") or basic)
 
     def _client_credentials(
         self, tid: str, form: Mapping[str, str], basic: tuple[str, str] | None, base: str = ""
@@ -177,7 +210,7 @@ class TokenService:
                 "value with /.default suffixed to the resource identifier (application ID URI).",
             )
         resource = scopes[0][: -len("/.default")]
-        audience = _audience_for(resource, base)
+        audience = audience_for(resource, base)
         if audience is None:
             raise exc.resource_not_found(resource, tid)
         app = self.directory.app_by_app_id(client_id)
@@ -195,7 +228,7 @@ class TokenService:
             if form.get("client_assertion_type") != JWT_BEARER:
                 raise exc.invalid_request(
                     "The request body must contain the following parameter: 'client_assertion_type'.")
-            self._check_assertion(app, assertion, tid)
+            self.check_assertion(app, assertion, tid)
         else:
             raise exc.missing_credential()
         caller = self.directory.caller_for_app(client_id)
@@ -211,7 +244,7 @@ class TokenService:
 
     # -- client assertions -------------------------------------------------
 
-    def _check_assertion(self, app: dict[str, Any], assertion: str, tid: str) -> None:
+    def check_assertion(self, app: dict[str, Any], assertion: str, tid: str) -> None:
         try:
             header, payload, signing_input, signature = decode_jwt_unverified(assertion)
         except ValueError as error:
@@ -346,15 +379,14 @@ class TokenService:
         resource_scopes = [s for s in requested if s not in OIDC_SCOPES]
         audience, granted = "https://graph.microsoft.com", ["User.Read"]
         if resource_scopes:
-            resource, _ = _resource_of(resource_scopes[0])
-            maybe = _audience_for(resource, base)
+            resource, _ = resource_of(resource_scopes[0])
+            maybe = audience_for(resource, base)
             if maybe is None:
                 raise exc.resource_not_found(resource, tid)
             audience = maybe
-            perms = [_resource_of(s)[1] for s in resource_scopes if _audience_for(_resource_of(s)[0], base) == audience]
+            perms = [resource_of(s)[1] for s in resource_scopes if audience_for(resource_of(s)[0], base) == audience]
             granted = list(DEFAULT_DELEGATED_GRAPH_SCOPES) if ".default" in perms and audience == (
                 "https://graph.microsoft.com") else [p for p in perms if p != ".default"]
-        moment = int(time.time())
         access = self.access_token(tid=tid, oid=user["id"], appid=client_id, idtyp="user", audience=audience,
                                    scp=" ".join(granted), upn=user["userPrincipalName"], name=user["displayName"])
         prefix = "" if audience == "https://graph.microsoft.com" and not any("://" in s for s in resource_scopes) \
@@ -367,13 +399,8 @@ class TokenService:
             "access_token": access,
         }
         if "openid" in requested:
-            answer["id_token"] = sign_jwt(
-                {"aud": client_id, "iss": f"{base}/{tid}/v2.0", "iat": moment, "nbf": moment, "exp": moment + 3600,
-                 "name": user["displayName"], "oid": user["id"], "preferred_username": user["userPrincipalName"],
-                 "sub": b64url(hashlib.sha256((user["id"] + client_id).encode()).digest()[:24]), "tid": tid,
-                 "ver": "2.0"},
-                self.directory.signing_key,
-            )
+            answer["id_token"] = self.id_token(client_id, tid, user["id"], user["userPrincipalName"],
+                                               user["displayName"], base)
         if "offline_access" in requested:
             refresh = "1.AQAA" + secrets.token_urlsafe(64)
             with self.directory.store.write() as data:
@@ -386,6 +413,18 @@ class TokenService:
         return answer
 
     # ------------------------------------------------------------ tokens
+
+    def id_token(self, client_id: str, tid: str, oid: str, login: str, name: str, base: str, *,
+                 email: bool = False) -> str:
+        moment = int(time.time())
+        claims: dict[str, Any] = {
+            "aud": client_id, "iss": f"{base}/{tid}/v2.0", "iat": moment, "nbf": moment, "exp": moment + 3600,
+            "name": name, "oid": oid, "preferred_username": login,
+            "sub": b64url(hashlib.sha256((oid + client_id).encode()).digest()[:24]), "tid": tid, "ver": "2.0",
+        }
+        if email:
+            claims["email"] = login
+        return sign_jwt(claims, self.directory.signing_key)
 
     def access_token(
         self, *, tid: str, oid: str, appid: str, idtyp: str, audience: str = "https://graph.microsoft.com",

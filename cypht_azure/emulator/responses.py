@@ -5,20 +5,16 @@ Each public method is named in urls.py and takes (request, route match, caller).
 
 from __future__ import annotations
 
-import base64
 import re
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from . import exceptions as exc
 from . import schema
-from .faults import Faults
 from .identity import TokenService
 from .models import Caller, Directory, Key, Target
 from .query import encode_skip_token, parse_list_query, parse_select, project, run_list
-from .requestlog import RequestLog
-from .wire import GRAPH_JSON, LOGIN_JSON, Request, Response, graph_headers, login_headers
+from .wire import GRAPH_JSON, LOGIN_JSON, Request, Response, basic_credentials, graph_headers, login_headers
 
 Match = re.Match[str]
 GRANT_PROPERTIES = frozenset({"clientId", "consentType", "id", "principalId", "resourceId", "scope"})
@@ -50,13 +46,9 @@ def render_directory_object(obj: dict[str, Any], select: list[str] | None = None
 
 
 class Handlers:
-    def __init__(self, directory: Directory, tokens: TokenService, faults: Faults, log: RequestLog,
-                 info: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, directory: Directory, tokens: TokenService) -> None:
         self.directory = directory
         self.tokens = tokens
-        self.faults = faults
-        self.log = log
-        self.info = info
 
     # ------------------------------------------------------------ rendering helpers
 
@@ -120,15 +112,7 @@ class Handlers:
         return Response.json(200, {"keys": []}, LOGIN_JSON, **login_headers(req))
 
     def token(self, req: Request, m: Match, caller: Caller | None) -> Response:
-        basic = None
-        auth = req.headers.get("authorization", "")
-        if auth.lower().startswith("basic "):
-            try:
-                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-                basic = (user, password)
-            except ValueError:
-                basic = None
-        payload = self.tokens.token(m.group("tenant"), req.form(), req.base_url, basic)
+        payload = self.tokens.token(m.group("tenant"), req.form(), req.base_url, basic_credentials(req))
         return Response.json(200, payload, LOGIN_JSON, **login_headers(req))
 
     def device_code(self, req: Request, m: Match, caller: Caller | None) -> Response:
@@ -146,36 +130,6 @@ class Handlers:
                   "displayName": "cypht-azure emulator", "domains": [domain], "tenantCategory": "Home",
                   "defaultDomain": domain, "tenantType": "AAD"}
         return Response.json(200, {"value": [tenant]}, "application/json; charset=utf-8")
-
-    # ------------------------------------------------------------ admin (loopback only)
-
-    def admin_info(self, req: Request, m: Match, caller: Caller | None) -> Response:
-        info = {k: v for k, v in self.info().items() if k != "admin_client_secret"}
-        return Response.json(200, info, "application/json")
-
-    def admin_log(self, req: Request, m: Match, caller: Caller | None) -> Response:
-        if req.method == "DELETE":
-            self.log.clear()
-            return Response.empty(204)
-        return Response.json(200, {"value": [e.as_dict() for e in self.log.snapshot()]}, "application/json")
-
-    def admin_faults(self, req: Request, m: Match, caller: Caller | None) -> Response:
-        if req.method == "DELETE":
-            self.faults.clear()
-            return Response.empty(204)
-        return Response.json(200, self.faults.describe(), "application/json")
-
-    def admin_fault_verb(self, req: Request, m: Match, caller: Caller | None) -> Response:
-        try:
-            result = self.faults.call(m.group("verb"), req.json())
-        except KeyError as error:
-            return Response.json(404, {"error": {"code": "UnknownFault", "message": f"No fault verb {error}."}},
-                                 "application/json")
-        except (TypeError, ValueError, re.error) as error:
-            return Response.json(400, {"error": {"code": "BadRequest", "message": str(error)}}, "application/json")
-        if result is None:
-            return Response.empty(204)
-        return Response.json(200, result, "application/json")
 
     # ------------------------------------------------------------ applications
 

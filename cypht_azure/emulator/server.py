@@ -8,7 +8,6 @@ Content-Length on every answer.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import socket
 import ssl
 import sys
@@ -20,12 +19,14 @@ from typing import Any
 
 from . import exceptions as exc
 from . import urls
+from .admin import AdminHandlers
 from .faults import Faults
 from .identity import TokenService
 from .models import Caller
 from .requestlog import LogEntry, RequestLog
 from .responses import Handlers
 from .schema import ARM_RESOURCES, GRAPH_RESOURCES
+from .signin import SignInHandlers
 from .state import StateStore
 from .wire import Request, Response, graph_error, token_error
 
@@ -39,8 +40,10 @@ MUTATING = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 class Router:
     """Route, authenticate, run the handler inside a state transaction, turn errors into answers."""
 
-    def __init__(self, handlers: Handlers, tokens: TokenService, store: StateStore) -> None:
-        self.handlers = handlers
+    def __init__(self, handlers: Handlers, signin: SignInHandlers, admin: AdminHandlers, tokens: TokenService,
+                 store: StateStore) -> None:
+        self.rooms: dict[str, Any] = {"graph": handlers, "signin": signin, "admin": admin}
+        self.admin = admin
         self.tokens = tokens
         self.store = store
 
@@ -48,21 +51,23 @@ class Router:
         route, m, path_known = urls.match(req.method, req.path)
         kind = route.kind if route else urls.kind_of_path(req.path)
         try:
-            if kind == "admin" and not _is_loopback(req.client_ip):
-                return kind, Response.json(403, {"error": {"code": "Forbidden", "message": "loopback only"}},
-                                           "application/json")
+            if kind == "admin":
+                refusal = self.admin.refusal(req)
+                if refusal is not None:
+                    return kind, refusal
             caller = self._authenticate(req, kind)
             if route is None or m is None:
                 if kind in ("graph", "arm") and path_known:
                     raise exc.MethodNotAllowed()
                 segment = req.path.strip("/").split("/")[-1]
-                if kind in ("token", "devicecode", "openid"):
+                if kind in ("token", "devicecode", "openid", "authorize"):
                     return kind, Response.json(404, {"error": "not_found", "error_description": req.path},
                                                "application/json; charset=utf-8")
                 raise exc.SegmentNotFound(segment)
-            handler = getattr(self.handlers, route.handler)
+            handler = getattr(self.rooms[route.room], route.handler)
             # The whole handler runs under the state lock: rendering never sees a half-applied update.
-            if req.method in MUTATING:
+            # An authorize GET may issue a code (--sign-in auto): it writes too.
+            if req.method in MUTATING or kind == "authorize":
                 with self.store.write():
                     return kind, handler(req, m, caller)
             with self.store.read():
@@ -88,13 +93,6 @@ class Router:
                 raise exc.GraphError("The access token is invalid.", status=401,
                                      code="InvalidAuthenticationToken") from error
         return None
-
-
-def _is_loopback(ip: str) -> bool:
-    try:
-        return ipaddress.ip_address(ip.split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 class Pipeline:

@@ -4,28 +4,51 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
+import fcntl
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
 import sys
 import tempfile
 import threading
-import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any
 
 from . import tls
+from .admin import AdminHandlers, is_loopback
 from .faults import Faults
 from .identity import TokenService
 from .models import Directory
 from .requestlog import LogEntry, RequestLog
 from .responses import Handlers
 from .server import EmulatorHTTPServer, Pipeline, Router
+from .signin import SIGN_IN_MODES, SignInHandlers, SignInMode
 from .state import StateStore, write_json_atomic
 
 INFO_FILE = "emulator.json"
+LOCK_FILE = "emulator.lock"
+WILDCARDS = ("0.0.0.0", "", "::")
+
+
+class EmulatorStartError(Exception):
+    """The emulator cannot start: the message says why and what to do."""
+
+
+def _listen_problem(error: OSError, bind: str, port: int) -> str:
+    if error.errno == errno.EADDRINUSE:
+        return (f"Port {port} on {bind} is already in use (another emulator or program listens there). "
+                "Stop it, choose another --port, or leave --port out for any free port.")
+    if error.errno == errno.EACCES:
+        return f"Not allowed to listen on port {port}: ports below 1024 need root. Choose a port from 1024 up."
+    if error.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(error, socket.gaierror):
+        return f"Cannot listen on {bind!r}: it is not an address of this machine. Give one to --bind (default 127.0.0.1)."
+    return f"Cannot listen on {bind}:{port}: {error.strerror or error}."
 
 
 class Emulator:
@@ -35,10 +58,18 @@ class Emulator:
     ...     emu.info["graph_url"]  # doctest: +SKIP
     """
 
-    def __init__(self, state_dir: Path | str | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, state_dir: Path | str | None = None, bind: str = "127.0.0.1", port: int = 0, *,
+                 hosts: Sequence[str] = (), sign_in: SignInMode = "page") -> None:
+        """``bind``: the address to listen on; ``hosts``: extra names (DNS or IP) the TLS certificate carries,
+        e.g. the name a Cypht container uses to reach it; ``sign_in``: ``page`` (a person signs in on the
+        emulator's page) or ``auto`` (authorize answers at once for the account ``login_hint`` names)."""
+        if sign_in not in SIGN_IN_MODES:
+            raise ValueError(f"sign_in must be one of {', '.join(SIGN_IN_MODES)}, not {sign_in!r}")
         self.state_dir = None if state_dir is None else Path(state_dir)
-        self.host = host
+        self.bind = bind
         self.port = port
+        self.hosts = tuple(hosts)
+        self.sign_in = sign_in
         self._workdir: Path | None = None
         self._owns_workdir = False
         self._server: EmulatorHTTPServer | None = None
@@ -56,20 +87,29 @@ class Emulator:
     def start(self) -> Emulator:
         if self._server is not None:
             return self
+        names = tls.wanted_names([*self.hosts, *([] if self.bind in WILDCARDS else [self.bind])])
         if self.state_dir is not None:
             self._workdir = self.state_dir
-            material = tls.load_or_create(self.state_dir)
+            material = tls.load_or_create(self.state_dir, names)
         else:
             self._workdir = Path(tempfile.mkdtemp(prefix="cypht-azure-emulator-"))
             self._owns_workdir = True
-            material = tls.process_material()
+            material = tls.process_material(names)
             tls.write_ca(material, self._workdir / tls.CA_FILE)
         self._ca_file = self._workdir / tls.CA_FILE
         context = tls.server_context(material, self._workdir)
-        handlers = Handlers(self.directory, self.tokens, self.faults, self._log, lambda: self.info)
-        pipeline = Pipeline(Router(handlers, self.tokens, self.store), self.faults, self._log)
+        handlers = Handlers(self.directory, self.tokens)
+        signin = SignInHandlers(self.tokens, self.sign_in)
+        admin = AdminHandlers(self.tokens, self.faults, self._log, lambda: self.info,
+                              loopback_only=is_loopback(self.bind))
+        pipeline = Pipeline(Router(handlers, signin, admin, self.tokens, self.store), self.faults, self._log)
         self._stopping.clear()
-        self._server = EmulatorHTTPServer((self.host, self.port), context, pipeline)
+        try:
+            self._server = EmulatorHTTPServer((self.bind, self.port), context, pipeline)
+        except OSError as error:
+            if self._owns_workdir and self._workdir is not None:
+                shutil.rmtree(self._workdir, ignore_errors=True)
+            raise EmulatorStartError(_listen_problem(error, self.bind, self.port)) from None
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
@@ -87,8 +127,7 @@ class Emulator:
         closer = threading.Thread(target=server.shutdown)
         closer.start()
         with contextlib.suppress(OSError):
-            socket.create_connection(("127.0.0.1" if self.host in ("0.0.0.0", "") else self.host, self.port),
-                                     timeout=0.2).close()
+            socket.create_connection((self._local_address, self.port), timeout=0.2).close()
         closer.join()
         server.close_connections()
         server.server_close()
@@ -108,9 +147,13 @@ class Emulator:
     # ------------------------------------------------------------ what clients need
 
     @property
+    def _local_address(self) -> str:
+        return "127.0.0.1" if self.bind in WILDCARDS else self.bind
+
+    @property
     def base_url(self) -> str:
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        return f"https://{host}:{self.port}"
+        host = self._local_address
+        return f"https://[{host}]:{self.port}" if ":" in host else f"https://{host}:{self.port}"
 
     @property
     def ca_file(self) -> str:
@@ -132,6 +175,11 @@ class Emulator:
             "admin_user": seed["admin_user"],
             "device_code_client_id": seed["device_code_client_id"],
             "state_dir": None if self.state_dir is None else str(self.state_dir),
+            "sign_in": self.sign_in,
+            "bind": self.bind,
+            "hosts": list(self.hosts),
+            "live_authorize_url": f"{self.base_url}/oauth20_authorize.srf",
+            "live_token_url": f"{self.base_url}/oauth20_token.srf",
         }
 
     @property
@@ -182,33 +230,83 @@ class Emulator:
 
 
 def _usage(info: dict[str, Any], info_file: Path) -> str:
-    return "\n".join([
-        f"cypht-azure emulator listening on {info['authority_host']} (tenant {info['tenant_id']})",
+    base = info["authority_host"]
+    secret = ("\"$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"admin_client_secret\"])' "
+              f"{shlex.quote(str(info_file))})\"")
+    lines = [
+        f"cypht-azure emulator listening on {base} (tenant {info['tenant_id']})",
         f"  details (incl. the admin client secret): {info_file}",
+    ]
+    if not is_loopback(info["bind"]):
+        names = ", ".join(info["hosts"]) or "none given"
+        lines += [f"  bound to {info['bind']}; certificate names: 127.0.0.1, localhost and {names} (--host)",
+                  "  /_emulator/* answers only with the admin's token (client credentials of AZURE_CLIENT_ID below)"]
+    lines += [
         "",
         "Point azure-identity / SDK clients at it:",
-        f"  export AZURE_AUTHORITY_HOST={info['authority_host']}",
-        f"  export REQUESTS_CA_BUNDLE={info['ca_file']}",
-        f"  export SSL_CERT_FILE={info['ca_file']}",
+        f"  export AZURE_AUTHORITY_HOST={base}",
+        f"  export REQUESTS_CA_BUNDLE={shlex.quote(info['ca_file'])}",
+        f"  export SSL_CERT_FILE={shlex.quote(info['ca_file'])}",
         f"  export AZURE_TENANT_ID={info['tenant_id']}",
         f"  export AZURE_CLIENT_ID={info['admin_client_id']}",
-        f"  export AZURE_CLIENT_SECRET=\"$(python -c 'import json,sys; print(json.load(open(sys.argv[1]))"
-        f"[\"admin_client_secret\"])' {info_file})\"",
+        f"  export AZURE_CLIENT_SECRET={secret}",
         "  (and pass disable_instance_discovery=True to azure-identity credentials)",
         "",
-        "Point cypht-azure at it:",
-        f"  cypht-azure --authority-host {info['authority_host']} --graph-url {info['graph_url']} "
-        f"--ca-file {info['ca_file']} --tenant {info['tenant_id']} ...",
+        "Point cypht-azure at it (after the exports above):",
+        f"  cypht-azure provision --auth environment --authority-host {base} --graph-url {info['graph_url']} "
+        f"--ca-file {shlex.quote(info['ca_file'])} --tenant {info['tenant_id']} "
+        "--url https://mail.example.org --env-file ./cypht.env",
+        "",
+        f"Sign-in ({info['sign_in']}: "
+        + ("a browser signs in on the emulator's page" if info["sign_in"] == "page"
+           else "authorize answers at once for the login_hint account") + "); for Cypht's .env:",
+        f"  OUTLOOK_AUTH_URI={info['live_authorize_url']}",
+        f"  OUTLOOK_TOKEN_URI={info['live_token_url']}",
+        f"  OFFICE365_AUTH_URI={base}/common/oauth2/v2.0/authorize",
+        f"  OFFICE365_TOKEN_URI={base}/common/oauth2/v2.0/token",
         "",
         "Press Ctrl+C to stop.",
-    ])
+    ]
+    return "\n".join(lines)
 
 
-def serve(state_dir: Path | str, port: int = 0, host: str = "127.0.0.1", *, ready: threading.Event | None = None,
+def _lock_state_dir(state_path: Path) -> int:
+    """Hold ``emulator.lock`` for the server's life: a second emulator on the same state dir is refused."""
+    state_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        try:
+            other = json.loads((state_path / INFO_FILE).read_text())
+            who = f" (pid {other.get('pid')}, {other.get('authority_host')})"
+        except (OSError, ValueError):
+            who = ""
+        raise EmulatorStartError(
+            f"Another emulator{who} is serving {state_path}. Stop it first, or give this one another --state-dir."
+        ) from None
+    return fd
+
+
+def serve(state_dir: Path | str, port: int = 0, bind: str = "127.0.0.1", *, hosts: Sequence[str] = (),
+          sign_in: SignInMode = "page", ready: threading.Event | None = None,
           stop: threading.Event | None = None) -> None:
-    """Run in the foreground until interrupted; writes ``DIR/emulator.json`` when ready."""
+    """Run in the foreground until interrupted; writes ``DIR/emulator.json`` when ready.
+
+    Raises EmulatorStartError when the state dir is in use by another emulator or the port cannot be had.
+    """
     state_path = Path(state_dir)
-    emu = Emulator(state_path, host=host, port=port).start()
+    lock_fd = _lock_state_dir(state_path)
+    try:
+        _serve_locked(state_path, port, bind, hosts, sign_in, ready, stop)
+    finally:
+        os.close(lock_fd)
+
+
+def _serve_locked(state_path: Path, port: int, bind: str, hosts: Sequence[str], sign_in: SignInMode,
+                  ready: threading.Event | None, stop: threading.Event | None) -> None:
+    emu = Emulator(state_path, bind=bind, port=port, hosts=hosts, sign_in=sign_in).start()
     stop_event = stop or threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -236,4 +334,3 @@ def serve(state_dir: Path | str, port: int = 0, host: str = "127.0.0.1", *, read
         with contextlib.suppress(FileNotFoundError):
             info_file.unlink()
         print("cypht-azure emulator stopped", file=sys.stderr, flush=True)
-        time.sleep(0)

@@ -19,10 +19,12 @@ class Route:
     pattern: re.Pattern[str]
     handler: str
     kind: str
+    room: str  # which handler object: graph (responses.py), signin (signin.py), admin (admin.py)
 
 
-def _r(methods: str, pattern: str, handler: str, kind: str = "graph") -> Route:
-    return Route(tuple(methods.split()), re.compile(pattern + r"$"), handler, kind)
+def _r(methods: str, pattern: str, handler: str, kind: str = "graph", room: str | None = None) -> Route:
+    default_room = {"admin": "admin", "authorize": "signin"}.get(kind, "graph")
+    return Route(tuple(methods.split()), re.compile(pattern + r"$"), handler, kind, room or default_room)
 
 
 ROUTES: list[Route] = [
@@ -34,10 +36,15 @@ ROUTES: list[Route] = [
     _r("POST", TENANT + r"/oauth2/v2\.0/token", "token", "token"),
     _r("POST", TENANT + r"/oauth2/token", "token", "token"),
     _r("POST", TENANT + r"/oauth2/v2\.0/devicecode", "device_code", "devicecode"),
+    # the authorization-code flow: v2 and login.live.com (signin.py, authorize.py)
+    _r("GET POST", TENANT + r"/oauth2/v2\.0/authorize", "authorize", "authorize"),
+    _r("GET POST", r"/oauth20_authorize\.srf", "live_authorize", "authorize"),
+    _r("POST", r"/oauth20_token\.srf", "live_token", "token", room="signin"),
+    _r("GET", r"/err\.srf", "live_error", "authorize"),
     # Azure Resource Manager, just enough for `az login --allow-no-subscriptions`
     _r("GET", r"/subscriptions", "arm_subscriptions", "arm"),
     _r("GET", r"/tenants", "arm_tenants", "arm"),
-    # the emulator's own admin API (loopback only)
+    # the emulator's own admin API (loopback only, or with the admin's token: admin.py)
     _r("GET", r"/_emulator/info", "admin_info", "admin"),
     _r("GET DELETE", r"/_emulator/log", "admin_log", "admin"),
     _r("GET DELETE", r"/_emulator/faults", "admin_faults", "admin"),
@@ -83,6 +90,8 @@ def kind_of_path(path: str) -> str:
         return "admin"
     if path.startswith(("/subscriptions", "/tenants")):
         return "arm"
+    if path.endswith("/authorize") or path.endswith(".srf"):
+        return "authorize"
     if "/oauth2/" in path:
         return "token"
     return "openid"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import uuid
@@ -82,6 +83,14 @@ class Response:
     def text(cls, status: int, text: str) -> Response:
         return cls(status, {"Content-Type": "text/plain"}, text.encode())
 
+    @classmethod
+    def html(cls, status: int, body: bytes, **headers: str) -> Response:
+        return cls(status, {"Content-Type": "text/html; charset=utf-8", **headers}, body)
+
+    @classmethod
+    def redirect(cls, location: str, **headers: str) -> Response:
+        return cls(302, {"Location": location, **headers})
+
 
 def graph_headers(req: Request, resource_units: int | None = None) -> dict[str, str]:
     headers = {
@@ -116,8 +125,7 @@ def graph_error(req: Request, error: exc.GraphError) -> Response:
 
 def token_error(req: Request, error: exc.TokenError) -> Response:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-    description = (f"AADSTS{error.aadsts}: {error.description}\r\nTrace ID: {req.request_id}\r\n"
-                   f"Correlation ID: {req.client_request_id}\r\nTimestamp: {stamp}")
+    description = f"AADSTS{error.aadsts}: {error.description}{aadsts_trailer(req)}"
     payload = {
         "error": error.error,
         "error_description": description,
@@ -130,10 +138,38 @@ def token_error(req: Request, error: exc.TokenError) -> Response:
     return Response.json(error.status, payload, LOGIN_JSON, **login_headers(req))
 
 
+def aadsts_trailer(req: Request) -> str:
+    """What Entra appends to every AADSTS description (signin.md §2.3, §3.4)."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    return f"\r\nTrace ID: {req.request_id}\r\nCorrelation ID: {req.client_request_id}\r\nTimestamp: {stamp}"
+
+
+def live_token_error(req: Request, error: exc.TokenError) -> Response:
+    """login.live.com's token errors: only ``error`` and ``error_description`` (signin.md §4.3)."""
+    description = f"AADSTS{error.aadsts}: {error.description}" if error.aadsts else error.description
+    return Response.json(error.status, {"error": error.error, "error_description": description}, LOGIN_JSON,
+                         **login_headers(req))
+
+
+def basic_credentials(req: Request) -> tuple[str, str] | None:
+    """``Authorization: Basic base64(id:secret)``, which the token endpoints accept as client credentials."""
+    auth = req.headers.get("authorization", "")
+    if not auth.lower().startswith("basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(auth[6:], validate=True).decode().partition(":")
+    except ValueError:
+        return None
+    return unquote(user), unquote(password)
+
+
 def login_headers(req: Request) -> dict[str, str]:
     return {
         "Cache-Control": "no-store, no-cache",
         "Pragma": "no-cache",
+        "Expires": "-1",
+        "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+        "X-Content-Type-Options": "nosniff",
         "x-ms-request-id": req.request_id,
         "client-request-id": req.client_request_id,
         "x-ms-ests-server": "emulator",
