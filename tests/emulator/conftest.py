@@ -6,11 +6,21 @@ import ssl
 from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
 from cypht_azure.emulator import Emulator
+
+
+@pytest.fixture
+def emulator(request: pytest.FixtureRequest) -> Iterator[Emulator]:
+    """A fresh in-memory emulator; ``@pytest.mark.emulator(sign_in="auto", ...)`` in a test's header sets
+    its constructor options (sign-in mode, bind, hosts)."""
+    marker = request.node.get_closest_marker("emulator")
+    with Emulator(**(dict(marker.kwargs) if marker else {})) as emu:
+        yield emu
 
 
 @lru_cache(maxsize=8)
@@ -72,6 +82,61 @@ def graph(emulator: Emulator) -> Iterator[Graph]:
 
 def graph_as(emu: Emulator, client_id: str, secret: str) -> Graph:
     return Graph(emu, token_for(emu, client_id, secret))
+
+
+# ---------------------------------------------------------------- the sign-in endpoints
+
+def web_app(emu: Emulator, audience: str = "AzureADandPersonalMicrosoftAccount",
+            redirect_uris: tuple[str, ...] = ("https://mail.example.org/",), name: str = "Cypht webmail",
+            **props: Any) -> tuple[str, str]:
+    """A Web app with a client secret, registered as cypht-azure registers Cypht's; (client ID, secret)."""
+    body: dict[str, Any] = {"displayName": name, "signInAudience": audience, "web": {"redirectUris": list(redirect_uris)}}
+    if audience in ("AzureADandPersonalMicrosoftAccount", "PersonalMicrosoftAccount"):
+        body["api"] = {"requestedAccessTokenVersion": 2}
+    body.update(props)
+    app = emu.directory.create_application(**body)
+    _, secret = emu.directory.add_password(app["id"])
+    return app["appId"], secret
+
+
+class SignIn:
+    """Plain HTTP against the sign-in endpoints, no redirect followed: what a browser and Cypht's curl see."""
+
+    def __init__(self, emu: Emulator) -> None:
+        self.emu = emu
+        self.client = httpx.Client(verify=ca_context(emu), follow_redirects=False, timeout=10)
+
+    def authorize(self, path: str, params: dict[str, str] | None = None, form: dict[str, str] | None = None,
+                  raw_query: str | None = None) -> httpx.Response:
+        url = self.emu.base_url + path
+        if raw_query is not None:
+            url += "?" + raw_query
+        if form is not None:
+            return self.client.post(url, params=params, data=form)
+        return self.client.get(url, params=params)
+
+    def token(self, path: str, form: dict[str, str], **kw: Any) -> httpx.Response:
+        return self.client.post(self.emu.base_url + path, data=form, **kw)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@pytest.fixture
+def signin(emulator: Emulator) -> Iterator[SignIn]:
+    client = SignIn(emulator)
+    yield client
+    client.close()
+
+
+def redirected(r: httpx.Response, to: str) -> dict[str, str]:
+    """The parameters of a 302 to ``to`` (query, or fragment when ``to`` ends with '#')."""
+    assert r.status_code == 302, (r.status_code, r.text[:500])
+    location = r.headers["location"]
+    fragment = to.endswith("#")
+    assert location.startswith(to.rstrip("#")), (location, to)
+    parts = urlsplit(location)
+    return dict(parse_qsl(parts.fragment if fragment else parts.query, keep_blank_values=True))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
