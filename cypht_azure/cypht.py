@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 TAG = "cypht-azure"
@@ -257,3 +258,181 @@ def merge_required_access(current: list[dict[str, object]]) -> list[dict[str, ob
         return None
     graph["resourceAccess"] = have + [{"id": i, "type": "Scope"} for i in missing]
     return merged
+
+
+# --------------------------------------------------------------------------------------------------
+# How Cypht reads its settings and builds its sign-in requests (lib/environment.php, config/oauth2.php,
+# lib/oauth2.php, modules/nux/services.php). Used by `doctor` to replay exactly what Cypht does.
+# --------------------------------------------------------------------------------------------------
+
+SCOPE = "wl.imap"  # hard-coded for both providers in modules/nux/services.php
+STATE = "nux_authorization"  # fixed: the home page handler acts only on this state
+DEFAULT_CLIENT_URI = "http://localhost/?page=home"
+SETTING_DEFAULTS: dict[str, str] = {
+    "CLIENT_ID": "", "CLIENT_SECRET": "", "CLIENT_URI": DEFAULT_CLIENT_URI, **DEFAULT_ENDPOINTS,
+}
+PROVIDER_LABELS: dict[str, str] = {"outlook": "Outlook.com", "office365": "Office365"}
+MSA_TENANT_ID = "9188040d-6c67-4c5b-b112-36a304b66dad"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One value as Cypht's `env($key, $default)` returns it, and where it came from."""
+
+    key: str
+    value: str = field(repr=False)  # may be the client secret: never printed
+    source: str  # "environment" | ".env" | "default"
+    in_file: bool  # .env assigns it
+    shadowed: bool  # the process environment sets it too, so symfony/dotenv ignores the file's value
+    differs: bool  # ... and the two values differ
+
+
+def read_setting(key: str, default: str, file_values: Mapping[str, str], environ: Mapping[str, str]) -> Setting:
+    """symfony/dotenv's populate() never overrides a variable the process already has (unless Dotenv
+    itself set it, as listed in SYMFONY_DOTENV_VARS); Cypht's env() is `getenv($key) ?: $default`, so an
+    empty value or "0" gives the default."""
+    loaded_by_dotenv = set((environ.get("SYMFONY_DOTENV_VARS") or "").split(","))
+    in_env = key in environ and key not in loaded_by_dotenv
+    in_file = key in file_values
+    raw = environ[key] if in_env else file_values.get(key, "")
+    if raw not in ("", "0"):
+        value, source = raw, "environment" if in_env else ".env"
+    else:
+        value, source = default, "default"
+    shadowed = in_env and in_file
+    return Setting(key, value, source, in_file, shadowed, shadowed and environ[key] != file_values[key])
+
+
+def read_settings(provider: str, file_values: Mapping[str, str], environ: Mapping[str, str]) -> dict[str, Setting]:
+    """The six values config/oauth2.php gives one provider, by key suffix (CLIENT_ID … REFRESH_URI)."""
+    prefix = PROVIDERS[provider]
+    return {suffix: read_setting(f"{prefix}_{suffix}", default, file_values, environ)
+            for suffix, default in SETTING_DEFAULTS.items()}
+
+
+def authorize_url(auth_uri: str, client_id: str, client_uri: str, login_hint: str | None) -> str:
+    """The URL behind Cypht's Enable button (lib/oauth2.php request_authorization_url): this order,
+    nothing URL-encoded, Google's approval_prompt/access_type included."""
+    url = (f"{auth_uri}?response_type=code&scope={SCOPE}&state={STATE}&approval_prompt=force"
+           f"&access_type=offline&client_id={client_id}&redirect_uri={client_uri}")
+    return url if login_hint is None else f"{url}&login_hint={login_hint}"
+
+
+def client_uri_problems(uri: str) -> list[str]:
+    """What breaks the authorize URL Cypht builds from CLIENT_URI (it does not encode it)."""
+    problems = []
+    if "&" in uri:
+        problems.append("it contains '&', which ends redirect_uri early in the authorize URL Cypht builds")
+    if "#" in uri:
+        problems.append("it contains '#', which cuts the authorize URL Cypht builds")
+    if any(c.isspace() for c in uri):
+        problems.append("it contains white space, which Cypht does not encode")
+    parts = urlsplit(uri)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        problems.append("it is not an absolute http(s) URL")
+    return problems
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What an *_AUTH_URI / *_TOKEN_URI / *_REFRESH_URI value names."""
+
+    family: str  # "live" (login.live.com), "v2" (/{tenant}/oauth2/v2.0/), "v1" (/{tenant}/oauth2/), "unknown"
+    kind: str  # "authorize", "token" or "" (unknown)
+    tenant: str | None = None  # v1/v2: common, organizations, consumers, a tenant ID or domain
+
+    @property
+    def accounts(self) -> str:
+        """Who signs in there: "personal", "work" or "both"."""
+        if self.family == "live" or (self.tenant or "").lower() in ("consumers", MSA_TENANT_ID):
+            return "personal"
+        if (self.tenant or "").lower() == "common":
+            return "both"
+        return "work"
+
+    def describe(self) -> str:
+        if self.family == "live":
+            return "Microsoft account (login.live.com)"
+        if self.family in ("v1", "v2"):
+            return f"Microsoft identity platform {'v2.0' if self.family == 'v2' else 'v1'}, /{self.tenant}"
+        return "unknown"
+
+
+_V2_PATH = re.compile(r"/(?P<tenant>[^/]+)/oauth2/v2\.0/(?P<kind>authorize|token)/?")
+_V1_PATH = re.compile(r"/(?P<tenant>[^/]+)/oauth2/(?P<kind>authorize|token)/?")
+_LIVE_PATHS = {"/oauth20_authorize.srf": "authorize", "/oauth20_token.srf": "token"}
+
+
+def parse_endpoint(uri: str) -> Endpoint:
+    path = urlsplit(uri).path
+    if path in _LIVE_PATHS:
+        return Endpoint("live", _LIVE_PATHS[path])
+    for family, pattern in (("v2", _V2_PATH), ("v1", _V1_PATH)):
+        m = pattern.fullmatch(path)
+        if m:
+            return Endpoint(family, m.group("kind"), m.group("tenant"))
+    return Endpoint("unknown", "")
+
+
+def endpoint_problem(uri: str, expected_kind: str) -> str | None:
+    """Why Cypht cannot use this value as its authorize or token endpoint (None when it can)."""
+    parts = urlsplit(uri)
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        return "it is not an https:// URL"
+    if parts.query or "?" in uri:
+        return "it has a query string, and Cypht appends its own '?…' to it"
+    ep = parse_endpoint(uri)
+    if ep.family == "unknown":
+        return ("it is neither a login.live.com endpoint (/oauth20_authorize.srf, /oauth20_token.srf) nor a "
+                "Microsoft identity platform v2.0 one (/{tenant}/oauth2/v2.0/authorize or /token)")
+    if ep.family == "v1":
+        return "it is a v1 endpoint, which needs a 'resource' parameter Cypht never sends"
+    if ep.kind != expected_kind:
+        return f"it is a {ep.kind} endpoint where Cypht needs the {expected_kind} endpoint"
+    return None
+
+
+def endpoints_match(auth_uri: str, token_uri: str) -> bool:
+    """A code is redeemed only where it was issued: same host, family and tenant."""
+    a, t = parse_endpoint(auth_uri), parse_endpoint(token_uri)
+    same_host = (urlsplit(auth_uri).netloc.lower() == urlsplit(token_uri).netloc.lower())
+    return same_host and a.family == t.family and (a.tenant or "").lower() == (t.tenant or "").lower()
+
+
+def audience_refusal(ep: Endpoint, audience: str, app_id: str, home: set[str]) -> str | None:
+    """What Entra answers when this endpoint signs in accounts the app's signInAudience does not accept
+    (signin.md §2.6, §4.4); None when they fit. ``home``: the app's tenant ID and verified domain, lowercase."""
+    personal_only = audience == "PersonalMicrosoftAccount"
+    accepts_personal = includes_personal(audience)
+    tenant = (ep.tenant or "").lower()
+    if ep.accounts == "personal":
+        if accepts_personal:
+            return None
+        if ep.family == "live":
+            return ("unauthorized_client: The client does not exist or is not enabled for consumers (Live's error "
+                    "page, no redirect).")
+        return (f"AADSTS9002332: Application '{app_id}' is configured for use by Microsoft Entra users only. "
+                "Please do not use the /consumers endpoint to serve this request.")
+    if personal_only:
+        if tenant == "common":
+            return ("invalid_request: The request is not valid for the application's 'userAudience' configuration. "
+                    "In order to use /common/ endpoint, the application must not be configured with 'Consumer' as "
+                    "the user audience.")
+        return (f"AADSTS9002331: Application '{app_id}' is configured for use by Microsoft Account users only. "
+                "Please use the /consumers endpoint to serve this request.")
+    if audience == "AzureADMyOrg":
+        if tenant in ("common", "organizations"):
+            return (f"AADSTS50194: Application '{app_id}' is not configured as a multi-tenant application. Usage "
+                    f"of the /{tenant} endpoint is not supported for such applications.")
+        if tenant not in home:
+            return f"AADSTS700016: Application with identifier '{app_id}' was not found in the directory '{tenant}'."
+    return None
+
+
+def scope_verdict(ep: Endpoint) -> str:
+    """Whether Cypht's `wl.imap` works at this endpoint: "ok", "invalid" or "unverified"."""
+    if ep.family == "live":
+        return "ok"
+    if ep.accounts == "personal":
+        return "unverified"  # signin.md §2.7: the MSA backend may tolerate wl.* on v2.0
+    return "invalid"

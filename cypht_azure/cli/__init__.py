@@ -17,7 +17,7 @@ what is there and what expires; `deprovision` removes it. Try everything first w
 runs against a local emulator instead of Azure.
 
 Exit codes: 0 ok, 1 failed, 2 invalid input (nothing changed), 3 sign-in failed, 4 missing role or
-permission, 5 app not found, 6 status found a problem, 7 confirmation needed (use --yes),
+permission, 5 app not found, 6 status or doctor found a problem, 7 confirmation needed (use --yes),
 8 a deploy hook failed (old secret kept), 130 interrupted.
 """
 
@@ -46,9 +46,9 @@ def _root(
 
 
 def _register() -> None:
-    from cypht_azure.cli import deprovision, emulator_cmd, log, provision, rotate, schedule, status
+    from cypht_azure.cli import deprovision, doctor, emulator_cmd, log, provision, rotate, schedule, status
 
-    for module in (provision, rotate, status, deprovision, schedule, log, emulator_cmd):
+    for module in (provision, rotate, status, doctor, deprovision, schedule, log, emulator_cmd):
         module.register(app)
 
 

@@ -192,7 +192,42 @@ def translate_graph_error(exc: GraphError) -> Exception:
                            + (f" (request-id {exc.request_id})" if exc.request_id else ""))
 
 
-SECRET_OK_NO_SERVICE_PRINCIPAL = "AADSTS7000229"
+NO_SERVICE_PRINCIPAL = "AADSTS7000229"
+
+
+@dataclass(frozen=True)
+class SecretCheck:
+    """One client-credentials request with an app's secret, and what the token endpoint said."""
+
+    verdict: str  # "accepted" (a token), "no-service-principal" (AADSTS7000229), "rejected", "unreachable"
+    why: str
+
+
+def secret_credential(session: Session, client_id: str, secret: Secret) -> Any:
+    from azure.identity import ClientSecretCredential
+
+    endpoints = session.endpoints
+    kw: dict[str, Any] = {"authority": endpoints.authority_host, "retry_total": 0,
+                          "connection_timeout": session.connection.timeout, "read_timeout": session.connection.timeout}
+    if endpoints.custom_authority:
+        kw["disable_instance_discovery"] = True
+    if endpoints.ca_file:
+        kw["connection_verify"] = endpoints.ca_file
+    return ClientSecretCredential(session.tenant_id, client_id, secret.reveal(), **kw)
+
+
+def try_secret(session: Session, credential: Any) -> SecretCheck:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    try:
+        credential.get_token(session.endpoints.graph_scope)
+        return SecretCheck("accepted", "accepted")
+    except ClientAuthenticationError as exc:
+        if NO_SERVICE_PRINCIPAL in str(exc):
+            return SecretCheck("no-service-principal", "AADSTS7000229: the app has no service principal in the tenant")
+        return SecretCheck("rejected", auth.explain_sign_in_failure(exc))
+    except Exception as exc:  # network trouble
+        return SecretCheck("unreachable", type(exc).__name__)
 
 
 def poll_interval(elapsed: float) -> float:
@@ -204,35 +239,19 @@ def poll_interval(elapsed: float) -> float:
 
 def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: float) -> tuple[bool, str]:
     """Try the secret at the token endpoint until Entra accepts it (new secrets take seconds to work)."""
-    from azure.core.exceptions import ClientAuthenticationError
-    from azure.identity import ClientSecretCredential
-
-    endpoints = session.endpoints
-    kw: dict[str, Any] = {"authority": endpoints.authority_host, "retry_total": 0,
-                          "connection_timeout": session.connection.timeout, "read_timeout": session.connection.timeout}
-    if endpoints.custom_authority:
-        kw["disable_instance_discovery"] = True
-    if endpoints.ca_file:
-        kw["connection_verify"] = endpoints.ca_file
-    cred = ClientSecretCredential(session.tenant_id, client_id, secret.reveal(), **kw)
+    cred = secret_credential(session, client_id, secret)
     started = time.monotonic()
-    deadline, told, last = started + timeout, -60.0, ""
+    deadline, told = started + timeout, -60.0
     while True:
-        try:
-            cred.get_token(endpoints.graph_scope)
+        check = try_secret(session, cred)
+        if check.verdict in ("accepted", "no-service-principal"):
+            # Entra checks the secret before it looks for the app's service principal, which a
+            # new registration does not have yet (Cypht's delegated sign-in creates it): the
+            # secret itself was accepted.
             return True, "accepted"
-        except ClientAuthenticationError as exc:
-            if SECRET_OK_NO_SERVICE_PRINCIPAL in str(exc):
-                # Entra checks the secret before it looks for the app's service principal, which a
-                # new registration does not have yet (Cypht's delegated sign-in creates it): the
-                # secret itself was accepted.
-                return True, "accepted"
-            last = auth.explain_sign_in_failure(exc)
-        except Exception as exc:  # network trouble: keep trying until the deadline
-            last = f"{type(exc).__name__}"
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            return False, last
+            return False, check.why
         now = time.monotonic()
         if now - told >= 10:  # a try every fraction of a second: say so once, then every 10 s
             told = now

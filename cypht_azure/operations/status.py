@@ -12,20 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envfile
-from cypht_azure.operations import envstate
+from cypht_azure.operations import envstate, findings
 from cypht_azure.operations.apps import Target, fetch_app
+from cypht_azure.operations.findings import Finding
 from cypht_azure.operations.secrets import key_id_of, owner_label
 from cypht_azure.operations.session import Session, parse_time, utcnow, verify_secret
 
 DEFAULT_WARN_WITHIN = dt.timedelta(days=30)
-
-
-@dataclass
-class Finding:
-    severity: str  # "error" | "warning" | "info"
-    code: str
-    message: str
-    fix: str = ""
 
 
 @dataclass
@@ -94,60 +87,41 @@ def read_env(doc: envfile.EnvDocument) -> list[ProviderInfo]:
 
 
 def env_findings(providers: list[ProviderInfo], env_path: Path) -> list[Finding]:
-    findings: list[Finding] = []
+    found: list[Finding] = []
     ids = {p.client_id for p in providers if p.client_id}
     if len(ids) > 1:
-        findings.append(Finding(
-            "error", "providers-differ",
-            "The provider blocks point at different apps: "
-            + ", ".join(f"{p.provider.upper()}_CLIENT_ID={p.client_id}" for p in providers if p.client_id) + ".",
-            "Run `cypht-azure provision --app-id ID` to make both blocks use one registration.",
-        ))
+        found.append(findings.providers_differ(
+            f"{p.provider.upper()}_CLIENT_ID={p.client_id}" for p in providers if p.client_id))
     for p in providers:
         if not p.client_id:
             continue
         keys = cypht.provider_keys(p.provider)
         if not p.has_secret:
-            findings.append(Finding("error", "missing-keys", f"{keys.client_secret} is missing or empty.",
-                                    "Run `cypht-azure rotate-secret` to create and store a secret."))
+            found.append(findings.missing_secret(keys.client_secret))
         if not p.client_uri:
-            findings.append(Finding(
-                "error", "missing-keys",
-                f"{keys.client_uri} is missing: Cypht then uses http://localhost/?page=home, which no "
-                "registration accepts.", "Run `cypht-azure provision --url <Cypht's URL>`."))
+            found.append(findings.missing_client_uri(keys.client_uri))
         if p.has_secret and not p.secret_id:
-            findings.append(Finding(
-                "warning", "secret-unknown",
-                f"{keys.client_secret} is set but {keys.secret_id} is not, so cypht-azure cannot tell which "
-                "client secret it is.", "Run `cypht-azure rotate-secret` to replace it with a tracked one."))
-    return findings
+            found.append(findings.secret_unknown(keys.client_secret, keys.secret_id))
+    return found
 
 
 async def status(session: Session, req: StatusRequest, target: Target, doc: envfile.EnvDocument) -> StatusResult:
     env_path = req.env_file
     now = utcnow()
     providers = read_env(doc)
-    findings = env_findings(providers, env_path)
-    result = StatusResult(str(env_path), session.tenant_id, None, providers, [], findings)
+    found = env_findings(providers, env_path)
+    result = StatusResult(str(env_path), session.tenant_id, None, providers, [], found)
     app = await fetch_app(session, target)
     if app is None:
         deleted = []
         if target.app_id:
             deleted = await session.graph.list_deleted_applications(
                 filter=f"appId eq '{target.app_id}'", select=["id", "appId", "displayName", "deletedDateTime"])
-        if deleted:
-            findings.append(Finding(
-                "error", "app-deleted",
-                f"The app registration {target.app_id} was deleted on {deleted[0].get('deletedDateTime')}.",
-                f"Restore it within 30 days: `cypht-azure restore --app-id {target.app_id}`.",
-            ))
+        if deleted and target.app_id:
+            found.append(findings.app_deleted(target.app_id, deleted[0].get("deletedDateTime")))
         else:
-            findings.append(Finding(
-                "error", "app-not-found",
-                f"No app registration {target.app_id or target.unique_name} (named by {target.source}) in "
-                f"tenant {session.tenant_id}.",
-                "Check --tenant, or run `cypht-azure provision` to create one.",
-            ))
+            found.append(findings.app_not_found(str(target.app_id or target.unique_name), target.source,
+                                                session.tenant_id))
         return result
 
     client_id = str(app["appId"])
@@ -175,24 +149,11 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
             continue
         keys = cypht.provider_keys(p.provider)
         if p.client_uri and p.client_uri not in uris:
-            findings.append(Finding(
-                "error", "redirect-mismatch",
-                f"{keys.client_uri}={p.client_uri} is not a redirect URI of the app ({', '.join(uris) or 'none'}): "
-                "sign-in fails with AADSTS50011.",
-                "Run `cypht-azure provision --url <Cypht's URL>` to register it.",
-            ))
+            found.append(findings.redirect_mismatch(keys.client_uri, p.client_uri, uris))
         if p.secret_id and p.secret_id not in {s.key_id for s in result.secrets}:
-            findings.append(Finding(
-                "error", "secret-not-in-app",
-                f"The client secret in {keys.client_secret} ({p.secret_id}) no longer exists on the app: "
-                "sign-in fails with AADSTS7000215.", "Run `cypht-azure rotate-secret`."))
+            found.append(findings.secret_not_in_app(keys.client_secret, p.secret_id))
     if cypht.includes_personal(audience):
-        for uri in uris:
-            if "?" in uri:
-                findings.append(Finding(
-                    "error", "redirect-query-personal",
-                    f"The redirect URI {uri} has a query string, which Entra refuses for apps that accept "
-                    "personal accounts.", "Register the bare base URL instead: `cypht-azure provision --url ...`."))
+        found.extend(findings.redirect_query_personal(uri) for uri in uris if "?" in uri)
 
     held = [s for s in result.secrets if s.in_env]
     if held:
@@ -201,13 +162,9 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
         result.env_secret_days_left = first.days_left
         days = first.days_left or 0.0
         if days <= 0:
-            findings.append(Finding("error", "secret-expired", f"The client secret in .env ({first.key_id}) "
-                                    f"expired on {first.end}: Outlook/Office365 sign-in is broken.",
-                                    "Run `cypht-azure rotate-secret` now."))
+            found.append(findings.secret_expired(first.key_id, first.end))
         elif days <= req.warn_within.total_seconds() / 86400:
-            findings.append(Finding("warning", "secret-expiring", f"The client secret in .env ({first.key_id}) "
-                                    f"expires in {days:.0f} days ({first.end}).",
-                                    "Run `cypht-azure rotate-secret` (or schedule it with --if-expiring-within)."))
+            found.append(findings.secret_expiring(first.key_id, days, first.end))
 
     if req.verify_secret:
         secret_state = next((s for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values()
@@ -216,9 +173,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
             ok, why = verify_secret(session, client_id, secret_state.secret, timeout=0)
             result.secret_verified = ok
             if not ok:
-                findings.append(Finding("error", "secret-rejected",
-                                        f"The token endpoint refused the client secret in .env: {why}",
-                                        "Run `cypht-azure rotate-secret`."))
+                found.append(findings.secret_rejected(why))
     return result
 
 
