@@ -146,7 +146,8 @@ def read_provider(provider: str, file_values: Mapping[str, str], environ: Mappin
     auth_uri, client_id, client_uri = s["AUTH_URI"].value, s["CLIENT_ID"].value, s["CLIENT_URI"].value
     ep = cypht.parse_endpoint(auth_uri)
     report = ProviderReport(
-        provider=provider, label=cypht.PROVIDER_LABELS[provider], configured=bool(client_id),
+        provider=provider, label=cypht.PROVIDER_LABELS[provider],
+        configured=bool(client_id) or s["CLIENT_SECRET"].source != "default",
         client_id=client_id, client_uri=client_uri, auth_uri=auth_uri, token_uri=s["TOKEN_URI"].value,
         refresh_uri=s["REFRESH_URI"].value, endpoint=ep.describe(), accounts=ep.accounts,
         keys=keys, shadowed=[v.key for v in s.values() if v.shadowed],
@@ -318,7 +319,7 @@ async def diagnose(session: Session, req: DoctorRequest, reports: list[ProviderR
     client = rehearsal.Rehearsal(ca_file=endpoints.ca_file, timeout=session.connection.timeout) if info else None
     try:
         for report in reports:
-            if not report.configured:
+            if not report.client_id:
                 continue
             app_id = report.client_id.strip().lower()
             if app_id not in apps:
@@ -369,7 +370,7 @@ def run_doctor(req: DoctorRequest, make_connection: Any, progress: Progress,
         s = cypht.read_settings(report.provider, values, environ)["CLIENT_SECRET"]
         recorded = values.get(cypht.provider_keys(report.provider).secret_id) if s.source == ".env" else None
         secrets[report.provider] = (Secret(s.value) if s.value else None, (recorded or "").lower() or None)
-    if not any(r.configured for r in reports):
+    if not any(r.client_id for r in reports):
         return DoctorResult(str(req.env_file), None, False, reports)
     conn: Connection = make_connection()
 

@@ -31,7 +31,7 @@ from cypht_azure.operations.status import (
 REPO = Path(__file__).resolve().parents[2]
 SCHEMAS = REPO / "docs" / "schemas"
 JSON_DOC = REPO / "docs" / "json.md"
-NAMES = ["provision", "rotate-secret", "status", "status-all", "deprovision", "restore", "error"]
+NAMES = ["provision", "rotate-secret", "status", "status-all", "doctor", "deprovision", "restore", "error"]
 
 KEYWORDS = {"$schema", "title", "description", "type", "required", "properties", "additionalProperties",
             "items", "enum"}

@@ -1,0 +1,239 @@
+"""`doctor` end to end: the real CLI against the emulator over HTTPS, on healthy and broken `.env` files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cypht_azure import envfile
+from tests.docs.test_json_schemas import load, validate
+from tests.tool.conftest import Cli, delete_app, graph_requests, token_requests
+from tests.tool.php import AUTOLOAD, require_php
+from tests.tool.test_provision import provision
+
+
+def doctor(cli: Cli, env_file: Path, *extra: str, env: dict[str, str] | None = None) -> Any:
+    r = cli("doctor", "--env-file", str(env_file), "--json", *extra, env=env)
+    assert r.returncode in (0, 6), r
+    assert validate(r.json, load("doctor")) == [], r.stdout
+    assert r.json["failing"] == (r.returncode == 6)
+    return r
+
+
+def codes(r: Any, provider: str | None = None) -> set[str]:
+    doc = r.json
+    found = doc["findings"] if provider is None else next(
+        p for p in doc["providers"] if p["provider"] == provider)["findings"]
+    return {f["code"] for f in found}
+
+
+def edit(env_file: Path, **updates: str | None) -> None:
+    doc = envfile.load(env_file)
+    env_file.write_text(doc.updated(updates).render(), encoding="utf-8")
+
+
+def healthy(cli: Cli, emulator: Any, env_file: Path, *extra: str) -> dict[str, Any]:
+    """A .env from provision, with the app's service principal in its tenant."""
+    env_file.parent.mkdir(exist_ok=True)
+    r = provision(cli, env_file, *extra)
+    assert r.returncode == 0, r
+    if emulator.directory.get_service_principal(r.json["client_id"]) is None:
+        emulator.directory.create_service_principal(r.json["client_id"])
+    return dict(r.json)
+
+
+def test_healthy_env_exits_0_in_one_graph_request(cli: Cli, emulator: Any, env_file: Path) -> None:
+    app = healthy(cli, emulator, env_file)
+    emulator.clear_log()
+    r = doctor(cli, env_file)
+    assert r.returncode == 0, r
+    doc = r.json
+    assert doc["works"] and doc["findings"] == []
+    assert [(m, p.split("?")[0]) for m, p in graph_requests(emulator)] == [
+        ("GET", f"/v1.0/applications(appId='{app['client_id']}')")]
+    assert doc["graph_requests"] == 1
+    assert len(token_requests(emulator)) == 2  # the sign-in, then one secret check for both blocks
+    for p in doc["providers"]:
+        assert p["works"] and p["secret_check"] == "accepted"
+        assert p["secret_key_id"] == app["secret_key_id"]
+        assert p["authorize_url"].startswith(
+            "https://login.live.com/oauth20_authorize.srf?response_type=code&scope=wl.imap&state=nux_authorization"
+            f"&approval_prompt=force&access_type=offline&client_id={app['client_id']}"
+            "&redirect_uri=https://mail.example.com/")
+        assert {k["key"]: k["source"] for k in p["keys"]} == {
+            f"{p['provider'].upper()}_{k}": ".env"
+            for k in ("CLIENT_ID", "CLIENT_SECRET", "CLIENT_URI", "AUTH_URI", "TOKEN_URI", "REFRESH_URI")}
+    secret = envfile.load(env_file).get("OUTLOOK_CLIENT_SECRET")
+    assert secret and secret not in r.stdout + r.stderr
+    text = cli("doctor", "--env-file", str(env_file))
+    assert text.returncode == 0, text
+    assert "Cypht's sign-in should work." in text.stdout
+    assert secret not in text.stdout + text.stderr
+
+
+def test_wrong_secret(cli: Cli, emulator: Any, env_file: Path) -> None:
+    healthy(cli, emulator, env_file)
+    edit(env_file, OUTLOOK_CLIENT_SECRET="Wrong8Q~" + "x" * 32)
+    r = doctor(cli, env_file)
+    assert r.returncode == 6
+    assert codes(r, "outlook") == {"secret-rejected"}
+    assert "AADSTS7000215" in r.json["findings"][0]["message"]
+    assert codes(r, "office365") == set()
+
+
+def test_unregistered_redirect_uri_names_the_near_miss(cli: Cli, emulator: Any, env_file: Path) -> None:
+    healthy(cli, emulator, env_file)
+    edit(env_file, OFFICE365_CLIENT_URI="https://mail.example.com")
+    r = doctor(cli, env_file)
+    assert r.returncode == 6
+    assert codes(r, "office365") == {"redirect-mismatch"}
+    assert "registered: https://mail.example.com/" in r.json["findings"][0]["message"]
+
+
+@pytest.mark.parametrize(("updates", "expected"), [
+    ({"OUTLOOK_CLIENT_SECRET": ""}, {"missing-keys"}),
+    ({"OUTLOOK_CLIENT_SECRET": None}, {"missing-keys"}),
+    ({"OUTLOOK_CLIENT_URI": ""}, {"missing-keys", "redirect-mismatch"}),
+    ({"OUTLOOK_CLIENT_ID": ""}, {"missing-keys"}),
+    ({"OUTLOOK_TOKEN_URI": "https://login.live.com/oauth20_authorize.srf"}, {"endpoint-invalid"}),
+    ({"OUTLOOK_AUTH_URI": "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"},
+     {"scope-invalid", "endpoints-mismatch"}),
+    ({"OUTLOOK_CLIENT_URI": "https://mail.example.com/?page=home&x=1"}, {"client-uri-unusable", "redirect-mismatch"}),
+])
+def test_broken_keys(cli: Cli, emulator: Any, env_file: Path, updates: dict[str, str | None],
+                     expected: set[str]) -> None:
+    healthy(cli, emulator, env_file)
+    edit(env_file, **updates)
+    r = doctor(cli, env_file)
+    assert r.returncode == 6
+    assert codes(r, "outlook") == expected
+    assert codes(r, "office365") == set()
+
+
+def test_empty_client_uri_means_cyphts_default(cli: Cli, emulator: Any, env_file: Path) -> None:
+    healthy(cli, emulator, env_file)
+    edit(env_file, OUTLOOK_CLIENT_URI="")
+    outlook = doctor(cli, env_file).json["providers"][0]
+    assert outlook["client_uri"] == "http://localhost/?page=home"
+    assert {k["key"]: k["source"] for k in outlook["keys"]}["OUTLOOK_CLIENT_URI"] == "default"
+
+
+def test_single_tenant_app_does_not_fit_the_live_endpoints(cli: Cli, emulator: Any, env_file: Path) -> None:
+    healthy(cli, emulator, env_file, "--audience", "single-tenant")
+    r = doctor(cli, env_file)
+    assert r.returncode == 6
+    assert codes(r) == {"endpoint-audience"}
+    assert "unauthorized_client" in r.json["findings"][0]["message"]
+
+
+def test_v2_endpoints_name_the_scope_and_the_audience(cli: Cli, emulator: Any, env_file: Path) -> None:
+    healthy(cli, emulator, env_file, "--audience", "single-tenant")
+    v2 = "https://login.microsoftonline.com/common/oauth2/v2.0/"
+    edit(env_file, OFFICE365_AUTH_URI=v2 + "authorize", OFFICE365_TOKEN_URI=v2 + "token",
+         OFFICE365_REFRESH_URI=v2 + "token")
+    r = doctor(cli, env_file, "--provider", "office365")
+    assert r.returncode == 6
+    assert codes(r) == {"scope-invalid", "endpoint-audience"}
+    assert any("AADSTS50194" in f["message"] for f in r.json["findings"])
+
+
+def test_shadowed_environment_variable(cli: Cli, emulator: Any, env_file: Path) -> None:
+    healthy(cli, emulator, env_file)
+    r = doctor(cli, env_file, env={"OUTLOOK_CLIENT_SECRET": "Other8Q~" + "y" * 32,
+                                   "OFFICE365_CLIENT_URI": "https://mail.example.com/"})
+    assert r.returncode == 6
+    outlook, office = r.json["providers"]
+    assert outlook["shadowed"] == ["OUTLOOK_CLIENT_SECRET"]
+    assert codes(r, "outlook") == {"env-shadowed", "secret-rejected"}
+    assert office["shadowed"] == ["OFFICE365_CLIENT_URI"]
+    assert codes(r, "office365") == {"env-shadowed-same"}
+    assert office["works"]
+
+
+def test_expiring_secret_against_warn_within(cli: Cli, emulator: Any, env_file: Path) -> None:
+    healthy(cli, emulator, env_file, "--secret-lifetime", "10d")
+    soon = doctor(cli, env_file)
+    assert soon.returncode == 6
+    assert codes(soon) == {"secret-expiring"}
+    assert all(p["works"] for p in soon.json["providers"])  # it works today; exit 6 says: act now
+    assert doctor(cli, env_file, "--warn-within", "5d").returncode == 0
+
+
+def test_deleted_app_and_missing_service_principal(cli: Cli, emulator: Any, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    app = provision(cli, env_file).json
+    assert codes(doctor(cli, env_file)) == {"service-principal-missing"}
+    delete_app(emulator, app["object_id"])
+    r = doctor(cli, env_file)
+    assert r.returncode == 6
+    assert codes(r) == {"app-deleted"}
+    assert f"cypht-azure restore --app-id {app['client_id']}" in r.json["findings"][0]["fix"]
+
+
+def test_untouched_block_is_not_configured(cli: Cli, emulator: Any, env_file: Path) -> None:
+    healthy(cli, emulator, env_file, "--provider", "outlook")
+    r = doctor(cli, env_file)
+    assert r.returncode == 0, r
+    assert codes(r) == {"provider-not-configured"}
+    assert [p["configured"] for p in r.json["providers"]] == [True, False]
+    nothing = env_file.parent / "example.env"
+    nothing.write_text("OUTLOOK_CLIENT_ID=\nOUTLOOK_CLIENT_SECRET=\nOUTLOOK_CLIENT_URI=http://localhost/?page=home\n",
+                       encoding="utf-8")
+    emulator.clear_log()
+    r = doctor(cli, nothing)
+    assert r.returncode == 6 and r.json["tenant_id"] is None
+    assert emulator.request_log == []  # nothing to ask Entra about
+
+
+def test_missing_env_file_is_bad_input(cli: Cli, env_file: Path) -> None:
+    r = cli("doctor", "--env-file", str(env_file), "--json")
+    assert r.returncode == 2, r
+    assert validate(r.json, load("error")) == []
+
+
+PHP_GETENV = r"""
+require '%s';
+$d = new \Symfony\Component\Dotenv\Dotenv();
+$d->usePutenv(true);
+$d->load($argv[1]);
+$out = [];
+foreach (json_decode($argv[2], true) as $k => $default) { $out[$k] = getenv($k) ?: $default; }
+echo json_encode($out);
+"""
+
+
+def test_values_are_the_ones_cyphts_loader_gives(cli: Cli, emulator: Any, env_file: Path) -> None:
+    """Cypht's own loader and env() rule, run by PHP with the same environment, give doctor's values."""
+    require_php()
+    healthy(cli, emulator, env_file)
+    with env_file.open("a", encoding="utf-8") as f:
+        f.write("OFFICE365_REFRESH_URI=\nOUTLOOK_CLIENT_URI=\"https://mail.example.com/\" # quoted\n")
+    environ = {"OUTLOOK_CLIENT_ID": "00000000-0000-0000-0000-00000000abcd", "OFFICE365_CLIENT_URI": ""}
+    r = doctor(cli, env_file, env=environ)
+    defaults = {"CLIENT_ID": "", "CLIENT_SECRET": "", "CLIENT_URI": "http://localhost/?page=home",
+                "AUTH_URI": "https://login.live.com/oauth20_authorize.srf",
+                "TOKEN_URI": "https://login.live.com/oauth20_token.srf",
+                "REFRESH_URI": "https://login.live.com/oauth20_token.srf"}
+    wanted = {f"{p}_{k}": d for p in ("OUTLOOK", "OFFICE365") for k, d in defaults.items() if k != "CLIENT_SECRET"}
+    php = subprocess.run(["php", "-r", PHP_GETENV % AUTOLOAD, str(env_file), json.dumps(wanted)],
+                         capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin", **environ})
+    assert php.returncode == 0, php.stderr
+    seen = {k["key"]: k["value"] for p in r.json["providers"] for k in p["keys"] if k["value"] is not None}
+    assert seen == json.loads(php.stdout)
+    assert seen["OUTLOOK_CLIENT_ID"] == environ["OUTLOOK_CLIENT_ID"]
+    assert seen["OFFICE365_CLIENT_URI"] == "http://localhost/?page=home"
+    assert codes(r, "outlook") >= {"env-shadowed", "app-not-found"}
+
+
+def test_expiry_is_read_from_the_hint_when_the_secret_id_is_missing(cli: Cli, emulator: Any, env_file: Path) -> None:
+    app = healthy(cli, emulator, env_file)
+    edit(env_file, OUTLOOK_CLIENT_SECRET_ID=None)
+    outlook = doctor(cli, env_file).json["providers"][0]
+    assert outlook["secret_key_id"] == app["secret_key_id"]
+    expires = dt.datetime.fromisoformat(outlook["secret_expires"].replace("Z", "+00:00"))
+    assert expires > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=300)
