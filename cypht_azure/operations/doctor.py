@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cypht_azure import cypht, envfile, rehearsal
+from cypht_azure import cypht, envdisk, rehearsal
 from cypht_azure.auth import KNOWN_AUTHORITY_HOSTS
 from cypht_azure.errors import InputError
 from cypht_azure.operations import findings
@@ -362,7 +362,7 @@ def run_doctor(req: DoctorRequest, make_connection: Any, progress: Progress,
     if not req.env_file.is_file():
         raise InputError(f"{req.env_file} does not exist or is not a file (Cypht would show '.env file not "
                          "found' and use its defaults).", hint="Give Cypht's .env with --env-file.")
-    doc = envfile.load(req.env_file, environ=environ)  # $VAR expansions read the environment, as Cypht's do
+    doc = envdisk.load(req.env_file, environ=environ)  # $VAR expansions read the environment, as Cypht's do
     values = doc.as_dict()
     reports = [read_provider(p, values, environ, req.login_hint) for p in req.providers]
     secrets: dict[str, tuple[Secret | None, str | None]] = {}

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cypht_azure import envfile
+from cypht_azure import envdisk
 from tests.docs.test_json_schemas import load, validate
 from tests.tool.conftest import Cli, delete_app, graph_requests, token_requests
 from tests.tool.php import AUTOLOAD, require_php
@@ -33,7 +33,7 @@ def codes(r: Any, provider: str | None = None) -> set[str]:
 
 
 def edit(env_file: Path, **updates: str | None) -> None:
-    doc = envfile.load(env_file)
+    doc = envdisk.load(env_file)
     env_file.write_text(doc.updated(updates).render(), encoding="utf-8")
 
 
@@ -68,7 +68,7 @@ def test_healthy_env_exits_0_in_one_graph_request(cli: Cli, emulator: Any, env_f
         assert {k["key"]: k["source"] for k in p["keys"]} == {
             f"{p['provider'].upper()}_{k}": ".env"
             for k in ("CLIENT_ID", "CLIENT_SECRET", "CLIENT_URI", "AUTH_URI", "TOKEN_URI", "REFRESH_URI")}
-    secret = envfile.load(env_file).get("OUTLOOK_CLIENT_SECRET")
+    secret = envdisk.load(env_file).get("OUTLOOK_CLIENT_SECRET")
     assert secret and secret not in r.stdout + r.stderr
     text = cli("doctor", "--env-file", str(env_file))
     assert text.returncode == 0, text
