@@ -57,9 +57,15 @@ def test_healthy_env_exits_0_in_one_graph_request(cli: Cli, emulator: Any, env_f
     assert [(m, p.split("?")[0]) for m, p in graph_requests(emulator)] == [
         ("GET", f"/v1.0/applications(appId='{app['client_id']}')")]
     assert doc["graph_requests"] == 1
-    assert len(token_requests(emulator)) == 2  # the sign-in, then one secret check for both blocks
+    grants = [e.grant_type for e in token_requests(emulator)]
+    # the sign-in and one secret check for both blocks; then, per block, Cypht's code redemption
+    assert sorted(grants) == ["authorization_code"] * 2 + ["client_credentials"] * 2
+    assert doc["rehearsed"]
     for p in doc["providers"]:
         assert p["works"] and p["secret_check"] == "accepted"
+        assert [(s["name"], s["ok"], s["status"]) for s in p["steps"]] == [
+            ("authorize", True, 302), ("redeem", True, 200), ("refresh", None, None)]
+        assert "no refresh token" in p["steps"][1]["answer"]
         assert p["secret_key_id"] == app["secret_key_id"]
         assert p["authorize_url"].startswith(
             "https://login.live.com/oauth20_authorize.srf?response_type=code&scope=wl.imap&state=nux_authorization"
@@ -81,8 +87,10 @@ def test_wrong_secret(cli: Cli, emulator: Any, env_file: Path) -> None:
     edit(env_file, OUTLOOK_CLIENT_SECRET="Wrong8Q~" + "x" * 32)
     r = doctor(cli, env_file)
     assert r.returncode == 6
-    assert codes(r, "outlook") == {"secret-rejected"}
+    assert codes(r, "outlook") == {"secret-rejected", "rehearsal-failed"}
     assert "AADSTS7000215" in r.json["findings"][0]["message"]
+    redeem = r.json["providers"][0]["steps"][1]
+    assert (redeem["name"], redeem["status"]) == ("redeem", 401) and "invalid_client" in redeem["answer"]
     assert codes(r, "office365") == set()
 
 
@@ -91,15 +99,17 @@ def test_unregistered_redirect_uri_names_the_near_miss(cli: Cli, emulator: Any, 
     edit(env_file, OFFICE365_CLIENT_URI="https://mail.example.com")
     r = doctor(cli, env_file)
     assert r.returncode == 6
-    assert codes(r, "office365") == {"redirect-mismatch"}
+    assert codes(r, "office365") == {"redirect-mismatch", "rehearsal-failed"}
     assert "registered: https://mail.example.com/" in r.json["findings"][0]["message"]
+    authorize = r.json["providers"][1]["steps"][0]
+    assert "/err.srf" in authorize["answer"] and "redirect_uri" in authorize["answer"]  # never back to Cypht
 
 
 @pytest.mark.parametrize(("updates", "expected"), [
     ({"OUTLOOK_CLIENT_SECRET": ""}, {"missing-keys"}),
     ({"OUTLOOK_CLIENT_SECRET": None}, {"missing-keys"}),
     ({"OUTLOOK_CLIENT_URI": ""}, {"missing-keys", "redirect-mismatch"}),
-    ({"OUTLOOK_CLIENT_ID": ""}, {"missing-keys"}),
+    ({"OUTLOOK_CLIENT_ID": ""}, {"missing-keys"}),  # nothing to replay without a client ID
     ({"OUTLOOK_TOKEN_URI": "https://login.live.com/oauth20_authorize.srf"}, {"endpoint-invalid"}),
     ({"OUTLOOK_AUTH_URI": "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"},
      {"scope-invalid", "endpoints-mismatch"}),
@@ -111,7 +121,8 @@ def test_broken_keys(cli: Cli, emulator: Any, env_file: Path, updates: dict[str,
     edit(env_file, **updates)
     r = doctor(cli, env_file)
     assert r.returncode == 6
-    assert codes(r, "outlook") == expected
+    replayed = "OUTLOOK_CLIENT_ID" not in updates
+    assert codes(r, "outlook") == expected | ({"rehearsal-failed"} if replayed else set())
     assert codes(r, "office365") == set()
 
 
@@ -127,8 +138,9 @@ def test_single_tenant_app_does_not_fit_the_live_endpoints(cli: Cli, emulator: A
     healthy(cli, emulator, env_file, "--audience", "single-tenant")
     r = doctor(cli, env_file)
     assert r.returncode == 6
-    assert codes(r) == {"endpoint-audience"}
+    assert codes(r) == {"endpoint-audience", "rehearsal-failed"}
     assert "unauthorized_client" in r.json["findings"][0]["message"]
+    assert "unauthorized_client" in r.json["providers"][0]["steps"][0]["answer"]
 
 
 def test_v2_endpoints_name_the_scope_and_the_audience(cli: Cli, emulator: Any, env_file: Path) -> None:
@@ -138,7 +150,7 @@ def test_v2_endpoints_name_the_scope_and_the_audience(cli: Cli, emulator: Any, e
          OFFICE365_REFRESH_URI=v2 + "token")
     r = doctor(cli, env_file, "--provider", "office365")
     assert r.returncode == 6
-    assert codes(r) == {"scope-invalid", "endpoint-audience"}
+    assert codes(r) == {"scope-invalid", "endpoint-audience", "rehearsal-failed"}
     assert any("AADSTS50194" in f["message"] for f in r.json["findings"])
 
 
@@ -149,7 +161,7 @@ def test_shadowed_environment_variable(cli: Cli, emulator: Any, env_file: Path) 
     assert r.returncode == 6
     outlook, office = r.json["providers"]
     assert outlook["shadowed"] == ["OUTLOOK_CLIENT_SECRET"]
-    assert codes(r, "outlook") == {"env-shadowed", "secret-rejected"}
+    assert codes(r, "outlook") == {"env-shadowed", "secret-rejected", "rehearsal-failed"}
     assert office["shadowed"] == ["OFFICE365_CLIENT_URI"]
     assert codes(r, "office365") == {"env-shadowed-same"}
     assert office["works"]
@@ -171,7 +183,7 @@ def test_deleted_app_and_missing_service_principal(cli: Cli, emulator: Any, env_
     delete_app(emulator, app["object_id"])
     r = doctor(cli, env_file)
     assert r.returncode == 6
-    assert codes(r) == {"app-deleted"}
+    assert codes(r) == {"app-deleted", "rehearsal-failed"}
     assert f"cypht-azure restore --app-id {app['client_id']}" in r.json["findings"][0]["fix"]
 
 
@@ -227,7 +239,7 @@ def test_values_are_the_ones_cyphts_loader_gives(cli: Cli, emulator: Any, env_fi
     assert seen == json.loads(php.stdout)
     assert seen["OUTLOOK_CLIENT_ID"] == environ["OUTLOOK_CLIENT_ID"]
     assert seen["OFFICE365_CLIENT_URI"] == "http://localhost/?page=home"
-    assert codes(r, "outlook") >= {"env-shadowed", "app-not-found"}
+    assert codes(r, "outlook") >= {"env-shadowed", "app-not-found", "rehearsal-failed"}
 
 
 def test_expiry_is_read_from_the_hint_when_the_secret_id_is_missing(cli: Cli, emulator: Any, env_file: Path) -> None:
