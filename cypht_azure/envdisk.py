@@ -477,7 +477,8 @@ class EnvTarget:
         try:
             try:
                 _write_all(fd, data)
-                self._dress(fd)
+                os.fsync(fd)
+                self._dress(fd)  # 0600 until the data is on disk; then the old file's owner and mode
                 os.fsync(fd)
                 if name is None:
                     name = f"{_temp_prefix(self.name)}{secrets.token_hex(6)}{_TEMP_SUFFIX}"

@@ -39,15 +39,12 @@ def _with_env(
     providers: list[str] | None = None,
 ) -> T:
     with envstate.opened(path) as target:  # resolved once: every later step goes through its folder
-        doc = target.read()  # refuses a file Cypht's loader could not parse, with the line number
-        if before is not None:
-            before(doc)
-        if writes:
-            envstate.preflight(target, doc, providers)
         lock: Any = target.locked() if writes else nullcontext()
-        with lock:
+        with lock:  # first repairs what an interrupted run left (a bind-mounted file's backup)
+            doc = target.read()  # refuses a file Cypht's loader could not parse, with the line number
+            if before is not None:
+                before(doc)
             if writes:
-                doc = target.read()  # re-read under the lock: another run may have just written it
                 envstate.preflight(target, doc, providers)
                 checkpoint("env-locked")
             conn = make_connection()
