@@ -131,9 +131,10 @@ def preflight(target: envdisk.EnvTarget, doc: envfile.EnvDocument, providers: li
     """
     target.preflight()
     for provider in providers or list(cypht.PROVIDERS):
-        uri = doc.get(cypht.provider_keys(provider).client_uri) or _SAMPLE_URI
-        doc.updated(updates_for(doc, [provider], client_id=_SAMPLE_ID, secret=_SAMPLE_SECRET, key_id=_SAMPLE_ID,
-                                redirect_uri=uri), block_comment=BLOCK_COMMENT)
+        keys = cypht.provider_keys(provider)  # what a run keeps stays, what it renews gets a sample
+        doc.updated(updates_for(doc, [provider], client_id=doc.get(keys.client_id) or _SAMPLE_ID,
+                                secret=_SAMPLE_SECRET, key_id=_SAMPLE_ID,
+                                redirect_uri=doc.get(keys.client_uri) or _SAMPLE_URI), block_comment=BLOCK_COMMENT)
 
 
 def write_env(path: Path, text: str, *, updates: Mapping[str, str | None] | None = None,

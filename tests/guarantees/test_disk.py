@@ -31,7 +31,6 @@ from typing import Any
 import pytest
 
 from cypht_azure import envdisk
-from cypht_azure.operations import envstate
 from tests.guarantees import invariant
 from tests.guarantees.harness import (
     SECRET_SHAPE,
@@ -652,9 +651,9 @@ def test_edit_python_dotenv_would_misread_is_refused_before_any_request(
     lines after it, so the written keys would not read back: refused before signing in."""
     env_file = tmp_path / "cypht" / ".env"
     _seed(emulator, env_file, command)
-    # Just before the lines the run writes (the end of the file, or the managed block).
+    # Just before the lines the run writes: the end of the file, or the secret's line.
     text = env_file.read_text()
-    at = text.find(envstate.BLOCK_COMMENT) if command == "rotate-secret" else len(text)
+    at = text.find("OUTLOOK_CLIENT_SECRET=") if command == "rotate-secret" else len(text)
     env_file.write_text(text[:at] + "A='x\\'\n" + text[at:])
     before = invariant.snapshot(env_file)
     emulator.clear_log()
