@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Annotated, NoReturn
 
@@ -56,6 +57,14 @@ _register()
 
 
 def main() -> None:
+    # Our Graph client speaks HTTP/1.1 (graph.py). h2 is installed only because msgraph-core asks for
+    # httpx[http2], and httpcore imports it whenever it is installed; marked absent, httpcore takes
+    # its own path for a missing h2 (HTTP/2 unavailable). 1.4 MiB and ~10 ms less for every command.
+    sys.modules.setdefault("h2", None)  # type: ignore[arg-type]
+    # A command lives for seconds and its data (JSON, .env text) has no reference cycles, but the
+    # collector's passes over the ~800 modules a Graph command loads cost ~15% of its CPU time.
+    # Memory still goes back by reference counting; `emulator`, which runs for hours, turns it back on.
+    gc.disable()
     try:
         app()
     except SystemExit as exc:

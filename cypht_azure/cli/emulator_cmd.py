@@ -43,8 +43,11 @@ def emulator(
 
     Example: cypht-azure emulator --state-dir /tmp/entra --port 8443 --host cypht-emulator --bind 0.0.0.0
     """
+    import gc
+
     from cypht_azure.emulator.service import EmulatorStartError, serve
 
+    gc.enable()  # the CLI runs without the cycle collector (cli/__init__.py); a server must not
     try:
         serve(state_dir, port=port, bind=bind, hosts=hosts or [], sign_in=sign_in.value)
     except EmulatorStartError as error:
