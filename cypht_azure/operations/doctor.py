@@ -260,20 +260,43 @@ def check_findings(report: ProviderReport, check: SecretCheck, app_id: str, tena
 
 # --- 4.: the whole sign-in, against the emulator ----------------------------------------------------------
 
-def on_emulator(uri: str, base_url: str) -> str | None:
-    """The emulator's URL for an endpoint at Microsoft (same path), the URL itself when it already is the
-    emulator's, None for any other host."""
-    parts, base = urlsplit(uri), urlsplit(base_url)
-    if parts.netloc.lower() == base.netloc.lower():
-        return uri
-    if (parts.hostname or "").lower() in MICROSOFT_SIGN_IN_HOSTS:
+def emulator_names(base_url: str, info: Mapping[str, Any] | None) -> set[str]:
+    """host:port spellings that reach the emulator doctor talks to: its URL, and the names its certificate
+    carries (`cypht-azure emulator --host NAME`, how a Cypht container reaches it)."""
+    if info is None:
+        return set()
+    base = urlsplit(base_url)
+    names = {"localhost", "127.0.0.1", *(str(h).lower() for h in info.get("hosts") or [])}
+    return {base.netloc.lower()} | {f"{n}:{base.port}" for n in names if base.port}
+
+
+def on_emulator(uri: str, base_url: str, names: set[str]) -> str | None:
+    """Where doctor replays an endpoint: Microsoft's hosts and the emulator's other names map to the same
+    path at ``base_url``; None for any other host."""
+    parts = urlsplit(uri)
+    if parts.netloc.lower() in names or (parts.hostname or "").lower() in MICROSOFT_SIGN_IN_HOSTS:
         return base_url.rstrip("/") + uri[len(f"{parts.scheme}://{parts.netloc}"):]
     return None
 
 
-def rehearse(report: ProviderReport, secret: Secret, base_url: str, account: str, client: rehearsal.Rehearsal) -> None:
+def host_findings(report: ProviderReport, names: set[str]) -> list[Finding]:
+    """Cypht must talk to Microsoft's sign-in hosts (or, in a rehearsal, to the emulator doctor runs against)."""
     prefix = cypht.PROVIDERS[report.provider]
-    urls = [on_emulator(u, base_url) for u in (report.auth_uri, report.token_uri, report.refresh_uri)]
+    found = []
+    for suffix, uri in zip(ENDPOINT_KEYS, (report.auth_uri, report.token_uri, report.refresh_uri), strict=True):
+        parts = urlsplit(uri)
+        host = (parts.hostname or "").lower()
+        if host and host not in MICROSOFT_SIGN_IN_HOSTS and parts.netloc.lower() not in names:
+            found.append(findings.endpoint_invalid(
+                f"{prefix}_{suffix}", uri, "it is not a Microsoft sign-in host"
+                + (" (an emulator's URL outside a rehearsal?)" if not names else " nor this emulator")))
+    return found
+
+
+def rehearse(report: ProviderReport, secret: Secret, base_url: str, names: set[str], account: str,
+             client: rehearsal.Rehearsal) -> None:
+    prefix = cypht.PROVIDERS[report.provider]
+    urls = [on_emulator(u, base_url, names) for u in (report.auth_uri, report.token_uri, report.refresh_uri)]
     auth, token, refresh = urls
     if auth is None or token is None:
         report.steps.append(StepReport("authorize", None, None, "not attempted: the endpoints are neither "
@@ -317,8 +340,11 @@ async def diagnose(session: Session, req: DoctorRequest, reports: list[ProviderR
         info = await asyncio.to_thread(rehearsal.emulator_info, endpoints.authority_host,
                                        ca_file=endpoints.ca_file, timeout=session.connection.timeout)
     client = rehearsal.Rehearsal(ca_file=endpoints.ca_file, timeout=session.connection.timeout) if info else None
+    names = emulator_names(endpoints.authority_host, info)
     try:
         for report in reports:
+            if report.configured:
+                report.findings += host_findings(report, names)
             if not report.client_id:
                 continue
             app_id = report.client_id.strip().lower()
@@ -348,8 +374,8 @@ async def diagnose(session: Session, req: DoctorRequest, reports: list[ProviderR
                 result.rehearsed = True
                 account = rehearsal_account(report, req.login_hint, info)
                 # Cypht posts an empty client_secret when the key is empty.
-                await asyncio.to_thread(rehearse, report, secret or Secret(""), endpoints.authority_host, account,
-                                        client)
+                await asyncio.to_thread(rehearse, report, secret or Secret(""), endpoints.authority_host, names,
+                                        account, client)
     finally:
         if client is not None:
             client.close()

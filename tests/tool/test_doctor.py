@@ -249,3 +249,18 @@ def test_expiry_is_read_from_the_hint_when_the_secret_id_is_missing(cli: Cli, em
     assert outlook["secret_key_id"] == app["secret_key_id"]
     expires = dt.datetime.fromisoformat(outlook["secret_expires"].replace("Z", "+00:00"))
     assert expires > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=300)
+
+
+def test_endpoints_at_the_emulator_are_replayed_there_and_other_hosts_refused(cli: Cli, emulator: Any,
+                                                                               env_file: Path) -> None:
+    healthy(cli, emulator, env_file)
+    base = emulator.info["authority_host"].replace("127.0.0.1", "localhost")  # a name on its certificate
+    edit(env_file, OUTLOOK_AUTH_URI=f"{base}/oauth20_authorize.srf", OUTLOOK_TOKEN_URI=f"{base}/oauth20_token.srf",
+         OUTLOOK_REFRESH_URI=f"{base}/oauth20_token.srf",
+         OFFICE365_AUTH_URI="https://login.example.net/oauth20_authorize.srf")
+    r = doctor(cli, env_file)
+    assert r.returncode == 6
+    outlook, office = r.json["providers"]
+    assert outlook["works"] and [s["ok"] for s in outlook["steps"]] == [True, True, None]
+    assert codes(r, "office365") == {"endpoint-invalid", "endpoints-mismatch"}
+    assert office["steps"][0]["ok"] is None  # not replayed: neither Microsoft's host nor the emulator's
