@@ -88,16 +88,22 @@ def _secret_works(emulator: Any, env_file: Path) -> None:
 
 # --------------------------------------------------------------------------- 1. symlink race
 
-@pytest.mark.parametrize("command", ["provision", "rotate-secret"])
-def test_symlink_repointed_during_the_run_redirects_nothing(emulator: Any, tmp_path: Path, command: str) -> None:
-    """Whoever controls Cypht's folder re-points `.env` at another file while Graph is called: the run
-    writes the file it read (resolved once), never the new link target."""
+def _linked_env(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """Cypht's folder with `.env` a symlink to `real.env` beside it (which holds the user's lines)."""
     folder = tmp_path / "cypht"
     folder.mkdir()
     real = folder / "real.env"
     real.write_text(USER_LINES)
     link = folder / ".env"
     link.symlink_to("real.env")
+    return folder, real, link
+
+
+@pytest.mark.parametrize("command", ["provision", "rotate-secret"])
+def test_symlink_repointed_during_the_run_redirects_nothing(emulator: Any, tmp_path: Path, command: str) -> None:
+    """Whoever controls Cypht's folder re-points `.env` at another file while Graph is called: the run
+    writes the file it read (resolved once), never the new link target."""
+    folder, real, link = _linked_env(tmp_path)
     if command == "rotate-secret":
         seed_provisioned(emulator, link)  # the secret is named for the path Cypht's admin gives
     victim = tmp_path / "etc" / "shadow"
@@ -122,12 +128,7 @@ def test_symlink_repointed_during_the_run_redirects_nothing(emulator: Any, tmp_p
 
 def test_root_refuses_a_symlink_another_user_owns(emulator: Any, tmp_path: Path) -> None:
     _needs_root()
-    folder = tmp_path / "cypht"
-    folder.mkdir()
-    real = folder / "real.env"
-    real.write_text(USER_LINES)
-    link = folder / ".env"
-    link.symlink_to("real.env")
+    _folder, real, link = _linked_env(tmp_path)
     os.lchown(link, WWW_DATA, WWW_DATA)  # www-data could re-point it at /etc/shadow at any time
     before = invariant.snapshot(real)
     emulator.clear_log()
