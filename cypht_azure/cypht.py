@@ -11,7 +11,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 TAG = "cypht-azure"
 # Password credentials the tool creates carry this display-name prefix, so that rotation
@@ -20,12 +20,27 @@ SECRET_NAME_PREFIX = "cypht-azure"
 
 PROVIDERS: dict[str, str] = {"outlook": "OUTLOOK", "office365": "OFFICE365"}
 
-# Cypht's defaults for the endpoint keys (config/oauth2.php); written only when missing.
+# Cypht's defaults for the endpoint keys (config/oauth2.php): the Live endpoints, which sign in
+# personal Microsoft accounts only, and the only ones where Cypht's hard-coded `wl.imap` scope works.
 DEFAULT_ENDPOINTS: dict[str, str] = {
     "AUTH_URI": "https://login.live.com/oauth20_authorize.srf",
     "TOKEN_URI": "https://login.live.com/oauth20_token.srf",
     "REFRESH_URI": "https://login.live.com/oauth20_token.srf",
 }
+# The identity platform's v2.0 endpoint behind each key, for audiences without personal accounts.
+V2_ENDPOINT_PATHS: dict[str, str] = {"AUTH_URI": "authorize", "TOKEN_URI": "token", "REFRESH_URI": "token"}
+LIVE_HOST = "login.live.com"
+# Sign-in hosts of Entra's clouds (and their aliases): endpoints on other hosts are the admin's own.
+DIRECTORY_LOGIN_HOSTS = frozenset({
+    "login.microsoftonline.com", "login.windows.net", "login.microsoftonline.us", "login-us.microsoftonline.com",
+    "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",
+})
+SCOPE_NOTE = (
+    "Cypht requests the Live scope wl.imap (hard-coded in modules/nux/services.php), which the v2.0 "
+    "endpoints of work/school sign-in do not grant: until Cypht requests "
+    "https://outlook.office.com/IMAP.AccessAsUser.All, SMTP.Send and offline_access instead, work and "
+    "school accounts cannot add their mailbox in Cypht. The registration already has these permissions."
+)
 # The portal calls a password credential's keyId its "Secret ID"; Cypht ignores this key,
 # the tool reads it to know exactly which credential `.env` holds.
 SECRET_ID_SUFFIX = "CLIENT_SECRET_ID"
@@ -51,6 +66,8 @@ AUDIENCES: dict[str, str] = {
 DEFAULT_AUDIENCE = "AzureADandPersonalMicrosoftAccount"
 
 MAX_URI_LENGTH = 256
+# http:// is allowed for these alone (graph.md §7.1: 127.0.0.1 through the API, not in the portal).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1"})
 FORBIDDEN_URI_CHARS = "!$'(),;"
 MAX_NAME_LENGTH = {True: 90, False: 120}  # keyed by "audience includes personal accounts"
 
@@ -115,8 +132,57 @@ def parse_audience(value: str) -> str:
     raise InvalidInput(f"--audience {value!r} is not a sign-in audience. Choose one of: {choices}.")
 
 
+def short_audience(audience: str) -> str:
+    """Graph's signInAudience -> the --audience name an admin types."""
+    return next((short for short, graph_name in AUDIENCES.items() if graph_name == audience), audience)
+
+
 def includes_personal(audience: str) -> bool:
     return audience in PERSONAL_AUDIENCES
+
+
+@dataclass(frozen=True)
+class SignInEndpoints:
+    """The endpoint keys that fit an app's audience, in the cloud and tenant it lives in.
+
+    Audiences that accept personal accounts keep Cypht's Live endpoints, the only ones where its
+    `wl.imap` scope works. Directory-only audiences cannot sign in at login.live.com at all, so
+    they get the v2.0 endpoints of the cloud's sign-in host: the tenant for a single-tenant app,
+    `organizations` for a multi-tenant one.
+    """
+
+    audience: str
+    login_host: str
+    tenant: str
+    app_id: str = ""
+    domain: str = ""  # the app's publisherDomain: a tenant segment that names the home tenant too
+
+    def wanted(self) -> dict[str, str]:
+        if includes_personal(self.audience):
+            return dict(DEFAULT_ENDPOINTS)
+        segment = self.tenant if self.audience == "AzureADMyOrg" else "organizations"
+        return {name: f"https://{self.login_host}/{segment}/oauth2/v2.0/{path}"
+                for name, path in V2_ENDPOINT_PATHS.items()}
+
+    def problem(self, name: str, url: str) -> str | None:
+        """Why the endpoint `url` in key `*_{name}` cannot sign in this app's users; None when it fits
+        (or is on a host cypht-azure does not know, such as the admin's own proxy)."""
+        host = (urlsplit(url.strip()).hostname or "").lower()
+        if host != LIVE_HOST and host not in DIRECTORY_LOGIN_HOSTS:
+            return None
+        aliases = {"login.windows.net", "login.microsoftonline.com"}
+        if host != LIVE_HOST and host != self.login_host and {host, self.login_host} != aliases:
+            return f"it is on {host}, but the app lives in the cloud whose sign-in host is {self.login_host}"
+        invalid = endpoint_problem(url.strip(), V2_ENDPOINT_PATHS[name])
+        if invalid:
+            return invalid
+        home = {self.tenant.lower(), self.domain.lower()} - {""}
+        return audience_refusal(parse_endpoint(url.strip()), self.audience, self.app_id or "<client ID>", home)
+
+
+def scope_note(audience: str) -> str | None:
+    """What the admin must know about an app Cypht, as shipped, cannot use for its users."""
+    return None if includes_personal(audience) else SCOPE_NOTE
 
 
 def redirect_uri_for(url: str) -> str:
@@ -124,31 +190,59 @@ def redirect_uri_for(url: str) -> str:
 
     Cypht routes a request without a page parameter to its home page, which runs the OAuth
     callback, so the bare base URL works and is the only form personal-account apps accept.
+    A URL that names Cypht's front controller (`…/index.php`) is kept as it is: a slash after it
+    would make the web server look for `index.php/` (PATH_INFO), which not every setup serves.
     """
     raw = url.strip()
     if not raw:
         raise InvalidInput("--url is empty. Give Cypht's public base URL, e.g. https://mail.example.com")
     if "://" not in raw:
         raise InvalidInput(
-            f"--url {raw!r} has no scheme. Give Cypht's public base URL with https://, "
+            f"--url {shown(raw)!r} has no scheme. Give Cypht's public base URL with https://, "
             "e.g. https://mail.example.com"
         )
     parts = urlsplit(raw)
     if parts.query or raw.endswith("?"):
         raise InvalidInput(
-            f"--url {raw!r} contains a query string. Give Cypht's base URL without '?page=home': "
+            f"--url {shown(raw)!r} contains a query string. Give Cypht's base URL without '?page=home': "
             "Cypht sends a request without a page parameter to its home page, which runs the OAuth "
             "callback, and Entra refuses query strings for apps that allow personal Microsoft accounts."
         )
     if parts.fragment or "#" in raw:
-        raise InvalidInput(f"--url {raw!r} contains '#'. Give Cypht's base URL without a fragment.")
+        raise InvalidInput(f"--url {shown(raw)!r} contains '#'. Give Cypht's base URL without a fragment.")
     if not parts.hostname:
-        raise InvalidInput(f"--url {raw!r} has no host name.")
+        raise InvalidInput(f"--url {shown(raw)!r} has no host name.")
+    problem = _url_shape_problem(parts)
+    if problem:
+        raise InvalidInput(f"--url {shown(raw)!r}: {problem}.")
     path = parts.path or "/"
-    if not path.endswith("/"):
+    if not path.endswith("/") and not path.lower().endswith(".php"):
         path += "/"
-    netloc = parts.netloc.lower() if not parts.username else parts.netloc
-    return f"{parts.scheme.lower()}://{netloc}{path}"
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
+
+
+def shown(url: str) -> str:
+    """The URL as messages may show it: a password typed into it is not repeated."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]).geturl()
+
+
+def _url_shape_problem(parts: SplitResult) -> str | None:
+    """What in a URL's authority or path would end up in the registration and in `.env` wrongly."""
+    if "@" in parts.netloc:
+        return ("it contains a user name or password before '@', which would be stored in the registration "
+                "and in .env; give the URL without them")
+    host = parts.hostname or ""
+    if host.endswith("."):
+        return f"the host name {host!r} ends in a dot; give it without the dot, as browsers show it"
+    if "//" in parts.path:
+        return "its path contains '//'; give the path with single slashes"
+    if host == "::1":
+        return ("Entra does not support the IPv6 loopback [::1] in redirect URIs; use http://localhost or "
+                "http://127.0.0.1")
+    return None
 
 
 _HOST_SAFE = re.compile(r"[^a-z0-9-]+")
@@ -163,9 +257,11 @@ def unique_name_for(redirect_uri: str) -> str:
 
 
 def default_display_name(redirect_uri: str) -> str:
+    """`Cypht webmail (host[:port][/path])`: two Cypht installations on one host get different names."""
     parts = urlsplit(redirect_uri)
     path = parts.path.rstrip("/")
-    return f"Cypht webmail ({parts.hostname}{path})"
+    port = f":{parts.port}" if parts.port else ""
+    return f"Cypht webmail ({parts.hostname}{port}{path})"
 
 
 def redirect_uri_problems(uri: str, audience: str) -> list[str]:
@@ -189,8 +285,12 @@ def redirect_uri_problems(uri: str, audience: str) -> list[str]:
     host = (parts.hostname or "").lower()
     if scheme not in ("https", "http") or not host:
         problems.append("it is not an absolute https:// URL")
-    elif scheme == "http" and host != "localhost":
-        problems.append("http:// is allowed only for localhost; use https://")
+    elif scheme == "http" and host not in LOOPBACK_HOSTS:
+        problems.append("http:// is allowed only for localhost and 127.0.0.1; use https://")
+    if host:
+        shape = _url_shape_problem(parts)
+        if shape:
+            problems.append(shape)
     if parts.query and includes_personal(audience):
         problems.append(
             "it has a query string, which Entra refuses when personal Microsoft accounts may sign in; "
@@ -205,7 +305,7 @@ def validate_redirect_uris(uris: list[str], audience: str) -> None:
     for uri in uris:
         problems = redirect_uri_problems(uri, audience)
         if problems:
-            raise InvalidInput(f"Redirect URI {uri!r} is invalid: " + "; ".join(problems) + ".")
+            raise InvalidInput(f"Redirect URI {shown(uri)!r} is invalid: " + "; ".join(problems) + ".")
 
 
 def validate_display_name(name: str, audience: str) -> None:

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from cypht_azure import __version__
+from cypht_azure.cli.help import RootGroup
 
 HELP = """Set up Cypht's Outlook and Office365 OAuth in Microsoft Entra ID without the Azure portal.
 
@@ -24,6 +25,7 @@ permission, 5 app not found, 6 status or doctor found a problem, 7 confirmation 
 
 app = typer.Typer(
     name="cypht-azure",
+    cls=RootGroup,
     help=HELP,
     no_args_is_help=True,
     rich_markup_mode=None,  # plain help: rich would double the start-up time

@@ -8,10 +8,11 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import shutil
 import sys
 import time
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from cypht_azure.auth import AUTH_METHODS, CLOUDS
 from cypht_azure.errors import CyphtAzureError, ExitCode
 
 SIGN_IN = "Sign-in and endpoints"
@@ -30,8 +32,13 @@ def env(name: str) -> str:
     return ENV_PREFIX + name
 
 
+def choices(values: Iterable[str]) -> str:
+    """An option's metavar that lists what it accepts, as `--help` shows it: `[a|b|c]`."""
+    return "[" + "|".join(values) + "]"
+
+
 AuthOpt = Annotated[str, typer.Option(
-    "--auth", envvar=env("AUTH"), rich_help_panel=SIGN_IN, metavar="METHOD",
+    "--auth", envvar=env("AUTH"), rich_help_panel=SIGN_IN, metavar=choices(AUTH_METHODS),
     help="How to sign in: auto, azure-cli, device-code, browser, environment, workload-identity, "
          "managed-identity. auto tries environment, workload identity, managed identity and `az login`, "
          "then device code on a terminal.",
@@ -41,7 +48,8 @@ TenantOpt = Annotated[str | None, typer.Option(
     help="Tenant ID or domain (e.g. contoso.onmicrosoft.com). Default: the sign-in's home tenant.",
 )]
 CloudOpt = Annotated[str, typer.Option(
-    "--cloud", metavar="CLOUD", envvar=env("CLOUD"), rich_help_panel=SIGN_IN, help="public, usgov or china.",
+    "--cloud", metavar=choices(CLOUDS), envvar=env("CLOUD"), rich_help_panel=SIGN_IN,
+    help="Which Entra cloud: public, usgov (US Government) or china (21Vianet).",
 )]
 AuthorityOpt = Annotated[str | None, typer.Option(
     "--authority-host", metavar="URL", envvar=[env("AUTHORITY_HOST"), "AZURE_AUTHORITY_HOST"], rich_help_panel=SIGN_IN,
@@ -116,49 +124,90 @@ class Common:
     quiet: bool = False
 
 
+def error_document(kind: str, message: str, hint: str | None, code: int) -> str:
+    """The JSON error object (docs/schemas/error.json) that --json prints on stdout for any failure."""
+    import json
+
+    return json.dumps({"error": {"type": kind, "message": message, "hint": hint, "exit_code": code}}, indent=2)
+
+
+# How long a plain (non-terminal) progress report stays silent before it says again that it waits.
+PLAIN_WAIT_INTERVAL = 10.0
+
+
 class Output:
-    """Human lines on stdout, progress on stderr (terminal only), or one JSON document."""
+    """Human lines on stdout, progress on stderr, or one JSON document.
+
+    Progress on a terminal is one live line, rewritten in place for each step and each tick of a wait,
+    and erased before anything else is printed. Off a terminal (cron, CI) steps stay silent, so a
+    scheduled run that does nothing prints nothing, and a wait is a plain line at most every 10 s,
+    saying how long it has waited so far.
+    """
 
     def __init__(self, common: Common) -> None:
         self.json = common.json
         self.quiet = common.quiet
         self.tty = sys.stderr.isatty()
         self.color = self.tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-        self._last_wait = 0.0
+        self._live = False
+        self._wait: tuple[str, float] | None = None  # (message, when that wait began)
+        self._last_plain = 0.0
 
     # Progress (the Progress protocol of operations.session)
     def step(self, message: str) -> None:
+        self._wait = None
         if self.tty and not self.quiet:
-            print(self._dim(f"… {message}"), file=sys.stderr, flush=True)
+            self._show_live(f"… {message}")
 
     def waiting(self, message: str, seconds: float) -> None:
         if self.quiet:
             return
         now = time.monotonic()
-        if self.tty or now - self._last_wait > 10:  # in CI: a line every 10 s at most
-            self._last_wait = now
-            print(self._dim(f"… {message} ({seconds:.0f} s)"), file=sys.stderr, flush=True)
+        if self._wait is None or self._wait[0] != message:
+            self._wait = (message, now)
+        waited = now - self._wait[1]
+        if self.tty:
+            self._show_live(f"… {message} ({waited:.0f} s so far)" if waited >= 1 else f"… {message}")
+        elif now - self._last_plain >= PLAIN_WAIT_INTERVAL:
+            self._last_plain = now
+            print(f"… {message} ({waited:.0f} s so far)" if waited >= 1 else f"… {message}",
+                  file=sys.stderr, flush=True)
+
+    def finish(self) -> None:
+        """Erase the live progress line (the command is done, or something else is printed)."""
+        if self._live:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._live = False
+
+    def _show_live(self, text: str) -> None:
+        width = shutil.get_terminal_size((80, 24)).columns
+        if len(text) >= width:  # a wrapped line could not be rewritten in place
+            text = text[: max(width - 2, 1)] + "…"
+        sys.stderr.write("\r\033[K" + self._dim(text))
+        sys.stderr.flush()
+        self._live = True
 
     def note(self, message: str) -> None:
         if not self.quiet:
+            self.finish()
             print(message, file=sys.stderr if self.json else sys.stdout, flush=True)
 
     def warn(self, message: str) -> None:
+        self.finish()
         print(self._yellow(f"warning: {message}"), file=sys.stderr, flush=True)
 
     def error(self, exc: BaseException, code: int) -> None:
+        self.finish()
         print(self._red(f"error: {exc}"), file=sys.stderr, flush=True)
         if self.json:
-            import json
-
-            message = getattr(exc, "message", str(exc))
-            hint = getattr(exc, "hint", None)
-            print(json.dumps({"error": {"type": type(exc).__name__, "message": message, "hint": hint,
-                                        "exit_code": code}}, indent=2))
+            print(error_document(type(exc).__name__, getattr(exc, "message", str(exc)),
+                                 getattr(exc, "hint", None), code))
 
     def document(self, data: dict[str, Any]) -> None:
         import json
 
+        self.finish()
         print(json.dumps(data, indent=2, sort_keys=False, default=str))
 
     def _wrap(self, code: str, text: str) -> str:
@@ -240,6 +289,8 @@ def run(common: Common, out: Output, action: Callable[[], T]) -> T:
         out.error(Exception(f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)),
                   int(ExitCode.FAILED))
         raise typer.Exit(int(ExitCode.FAILED)) from None
+    finally:
+        out.finish()
 
 
 @contextmanager

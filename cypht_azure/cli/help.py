@@ -1,16 +1,55 @@
-"""Plain-text help with options grouped by section (rich would double the start-up time)."""
+"""Plain-text help with options grouped by section (rich would double the start-up time), examples that
+are never rewrapped, and usage errors that --json reports as a JSON error object too."""
 
 from __future__ import annotations
 
+import inspect
+import os
 from typing import Any
 
-from typer.core import TyperCommand
+from typer._click.exceptions import UsageError
+from typer.core import TyperCommand, TyperGroup
+
+from cypht_azure.cli.common import ENV_PREFIX, error_document
 
 OPTIONS = "Options"
+TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on", "t"})
+
+
+def keep_examples(text: str) -> str:
+    """Mark each indented paragraph (the examples) so that Click prints it as written.
+
+    Click rewraps every paragraph to at most 78 columns, which splits a command line in two and
+    turns the tail of a `# comment` into what looks like a command. Prose still wraps.
+    """
+    paragraphs = text.split("\n\n")
+    return "\n\n".join("\b\n" + p if p.startswith((" ", "\t")) else p for p in paragraphs)
+
+
+def json_requested(args: list[str]) -> bool:
+    """--json on the command line (before any `--`) or CYPHT_AZURE_JSON set, as the option reads it."""
+    words = args[: args.index("--")] if "--" in args else args
+    return "--json" in words or os.environ.get(ENV_PREFIX + "JSON", "").strip().lower() in TRUE_WORDS
+
+
+def report_usage_error(exc: UsageError, args: list[str], ctx: Any) -> None:
+    """With --json a script reads stdout: give it the same JSON error object as for any other failure.
+    Click still prints its usage message on stderr and exits 2."""
+    if not json_requested(args):
+        return
+    hint = f"Run `{(exc.ctx or ctx).command_path} --help` for the options and what they accept."
+    print(error_document("UsageError", exc.format_message(), hint, exc.exit_code), flush=True)
 
 
 class GroupedCommand(TyperCommand):
     """Lists options under the section named by their `rich_help_panel`, in order of appearance."""
+
+    def format_help_text(self, ctx: Any, formatter: Any) -> None:
+        text = inspect.cleandoc(self.help or "").partition("\f")[0]
+        if text:
+            formatter.write_paragraph()
+            with formatter.indentation():
+                formatter.write_text(keep_examples(text))
 
     def format_options(self, ctx: Any, formatter: Any) -> None:
         sections: dict[str, list[tuple[str, str]]] = {OPTIONS: []}
@@ -24,3 +63,31 @@ class GroupedCommand(TyperCommand):
             if records:
                 with formatter.section(title):
                     formatter.write_dl(records)
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list it is handed
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            report_usage_error(exc, given, ctx)
+            raise
+
+
+class RootGroup(TyperGroup):
+    """`cypht-azure`: an unknown command or option under --json also gets the JSON error object."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes the list it is handed
+        try:
+            return super().parse_args(ctx, args)
+        except UsageError as exc:
+            report_usage_error(exc, given, ctx)
+            raise
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        given = list(args)
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            report_usage_error(exc, given, ctx)
+            raise

@@ -6,8 +6,19 @@ from typing import Annotated, Any
 
 import typer
 
-from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.common import (
+    Common,
+    EnvFileOpt,
+    Output,
+    choices,
+    command,
+    connection,
+    env,
+    run,
+    sandbox_banner,
+)
 from cypht_azure.cli.help import GroupedCommand
+from cypht_azure.cypht import AUDIENCES, PROVIDERS
 
 REG = "Registration"
 
@@ -27,7 +38,7 @@ def provision(
     )] = None,
     env_file: EnvFileOpt = None,
     provider: Annotated[str, typer.Option(
-        "--provider", metavar="PROVIDER", envvar=env("PROVIDER"), rich_help_panel=REG,
+        "--provider", metavar=choices([*PROVIDERS, "both"]), envvar=env("PROVIDER"), rich_help_panel=REG,
         help="Which Cypht provider blocks to write: outlook, office365 or both (one registration serves both).",
     )] = "both",
     name: Annotated[str | None, typer.Option(
@@ -35,9 +46,11 @@ def provision(
         help="Display name in the Entra admin center. Default: 'Cypht webmail (HOST)'.",
     )] = None,
     audience: Annotated[str, typer.Option(
-        "--audience", metavar="AUDIENCE", envvar=env("AUDIENCE"), rich_help_panel=REG,
+        "--audience", metavar=choices(AUDIENCES), envvar=env("AUDIENCE"), rich_help_panel=REG,
         help="Who may sign in: any (work/school and personal accounts; needed by Cypht's default "
-             "login.live.com endpoints), personal, single-tenant or multi-tenant.",
+             "login.live.com endpoints), personal, single-tenant or multi-tenant (Graph's signInAudience "
+             "names work too). single-tenant and multi-tenant write login.microsoftonline.com endpoints, "
+             "where Cypht's wl.imap scope does not work yet: see docs/how-it-works.md.",
     )] = "any",
     secret_lifetime: Annotated[str, typer.Option(
         "--secret-lifetime", metavar="DURATION", envvar=env("SECRET_LIFETIME"), rich_help_panel=REG,
@@ -63,36 +76,45 @@ def provision(
     Idempotent: run it again and it changes nothing unless something drifted. The secret goes straight
     into .env (written atomically, other lines untouched) and is never shown.
 
-    Example:
+    Examples:
 
         cypht-azure provision --url https://mail.example.com --env-file /var/www/cypht/.env
 
-    Try it without a tenant: cypht-azure provision --sandbox --url https://mail.example.com --env-file ./cypht.env
+    Try it without a tenant first:
+
+        cypht-azure provision --sandbox --url https://mail.example.com --env-file ./cypht.env
     """
     out = Output(common)
 
     def action() -> Any:
         from cypht_azure.cypht import InvalidInput, parse_providers
-        from cypht_azure.durations import parse_duration
+        from cypht_azure.durations import parse_duration, short_lifetime_warning
         from cypht_azure.errors import InputError
         from cypht_azure.operations import envstate
-        from cypht_azure.operations.provision import ProvisionRequest
+        from cypht_azure.operations.provision import MAX_SECRET_LIFETIME, ProvisionRequest
         from cypht_azure.operations.runner import run_provision
 
         try:
             providers = parse_providers(provider)
         except InvalidInput as exc:
             raise InputError(str(exc)) from None
+        lifetime = parse_duration(secret_lifetime, option="--secret-lifetime", maximum=MAX_SECRET_LIFETIME,
+                                  maximum_text="2 years")
         request = ProvisionRequest(
             url=url, env_file=envstate.resolve_env_path(env_file), redirect_uris=list(redirect_uri or []),
-            providers=providers, name=name, audience=audience,
-            secret_lifetime=parse_duration(secret_lifetime, option="--secret-lifetime"),
+            providers=providers, name=name, audience=audience, secret_lifetime=lifetime,
             app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
         )
+        if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
+            out.warn(short)
         with sandbox_banner(out, common.sandbox):
             return run_provision(request, lambda: connection(common, out), out)
 
     result = run(common, out, action)
+    from cypht_azure.cypht import scope_note
+
+    if (note := scope_note(result.sign_in_audience)) is not None and not out.quiet:
+        out.warn(note)
     if common.json:
         doc = result.to_json()
         doc["sandbox"] = common.sandbox

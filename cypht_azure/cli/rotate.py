@@ -61,15 +61,18 @@ def rotate_secret(
     out = Output(common)
 
     def action() -> Any:
-        from cypht_azure.durations import parse_duration
+        from cypht_azure.durations import parse_duration, short_lifetime_warning
         from cypht_azure.operations import envstate
         from cypht_azure.operations.provision import MAX_SECRET_LIFETIME
         from cypht_azure.operations.rotate import RotateRequest
         from cypht_azure.operations.runner import run_rotate
 
-        lifetime = parse_duration(secret_lifetime, option="--secret-lifetime")
-        if not dt.timedelta(0) < lifetime <= MAX_SECRET_LIFETIME:
+        lifetime = parse_duration(secret_lifetime, option="--secret-lifetime", maximum=MAX_SECRET_LIFETIME,
+                                  maximum_text="2 years")
+        if lifetime <= dt.timedelta(0):
             raise ValueError("--secret-lifetime must be more than 0 and at most 2 years (730d).")
+        if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
+            out.warn(short)
         request = RotateRequest(
             env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
             if_expiring_within=parse_duration(if_expiring_within, option="--if-expiring-within")

@@ -129,7 +129,7 @@ def render(result: Any, out: Output) -> None:
         out.note(out.bold("Client secrets"))
         rows = [["SECRET ID", "HINT", "CREATED BY", "START", "END", "DAYS LEFT", "IN .ENV"]]
         for s in result.secrets:
-            days = "-" if s.days_left is None else f"{s.days_left:.0f}"
+            days = "-" if s.days_left is None else "<1" if 0 < s.days_left < 1 else f"{s.days_left:.0f}"
             rows.append([s.key_id, s.hint or "-", s.created_by, (s.start or "-")[:10], (s.end or "-")[:10], days,
                          ", ".join(p.upper() for p in s.in_env) or "-"])
         _table(rows, out)
@@ -151,7 +151,8 @@ def render_all(result: Any, out: Output) -> None:
         return
     rows = [["DAYS LEFT", "NEAREST EXPIRY", "CLIENT ID", "NAME", "SECRETS"]]
     for a in result.apps:
-        days = "none live" if a.days_left is None or a.days_left <= 0 else f"{a.days_left:.0f}"
+        days = ("none live" if a.days_left is None or a.days_left <= 0
+                else "<1" if a.days_left < 1 else f"{a.days_left:.0f}")
         rows.append([days, (a.nearest_expiry or "-")[:10], a.client_id, a.display_name or "-", str(a.secrets)])
     _table(rows, out)
 

@@ -93,18 +93,37 @@ def secret_updates(providers: list[str], *, client_id: str, secret: Secret, key_
 
 def updates_for(
     doc: envfile.EnvDocument, providers: list[str], *, client_id: str, secret: Secret, key_id: str,
-    redirect_uri: str,
+    redirect_uri: str, endpoints: cypht.SignInEndpoints | None = None,
 ) -> dict[str, str | None]:
-    """Owned keys per provider: ID, secret, secret ID and URI always; endpoints only when missing."""
+    """Owned keys per provider: ID, secret, secret ID and URI always; endpoints when missing or when
+    they cannot sign in the app's audience (endpoints the admin set that fit are kept). Without
+    `endpoints`: those of the default audience, Cypht's own."""
     updates: dict[str, str | None] = {}
+    endpoints = endpoints or cypht.SignInEndpoints(cypht.DEFAULT_AUDIENCE, "login.microsoftonline.com", "")
+    wanted = endpoints.wanted()
     for provider in providers:  # one provider's keys together, as in Cypht's .env.example
         keys = cypht.provider_keys(provider)
         updates.update(secret_updates([provider], client_id=client_id, secret=secret, key_id=key_id))
         updates[keys.client_uri] = redirect_uri
-        for name, default in cypht.DEFAULT_ENDPOINTS.items():
-            if doc.get(keys.endpoint(name)) is None:
-                updates[keys.endpoint(name)] = default
+        for name, url in wanted.items():
+            have = doc.get(keys.endpoint(name))
+            if not have or endpoints.problem(name, have):
+                updates[keys.endpoint(name)] = url
     return updates
+
+
+def endpoint_problems(doc: envfile.EnvDocument, provider: str,
+                      endpoints: cypht.SignInEndpoints) -> list[tuple[str, str, str]]:
+    """(key, value, why it cannot sign in the app's users) for each endpoint key of a block that does not fit."""
+    keys = cypht.provider_keys(provider)
+    found = []
+    for name in cypht.DEFAULT_ENDPOINTS:
+        # An empty or missing key means Cypht's Live default (env() falls back on an empty value).
+        value = doc.get(keys.endpoint(name)) or cypht.DEFAULT_ENDPOINTS[name]
+        problem = endpoints.problem(name, value)
+        if problem:
+            found.append((keys.endpoint(name), value, problem))
+    return found
 
 
 def changed_keys(doc: envfile.EnvDocument, updates: dict[str, str | None]) -> list[str]:

@@ -7,8 +7,12 @@ secret: they name keys, IDs and URLs only.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+from cypht_azure import cypht
+from cypht_azure.durations import describe
 
 STATUS, DOCTOR = "status", "doctor"
 
@@ -46,8 +50,11 @@ CATALOGUE: dict[str, Definition] = {
     "env-shadowed-same": Definition("info", (DOCTOR,), "The process environment repeats a value of .env."),
     "client-uri-unusable": Definition("error", (DOCTOR,), "*_CLIENT_URI breaks the authorize URL Cypht builds."),
     "endpoint-invalid": Definition("error", (DOCTOR,), "An endpoint key is not an authorize/token endpoint Cypht can use."),
+    "cypht-scope": Definition("warning", (STATUS,), "A directory-only audience: Cypht's wl.imap scope does not work "
+                              "at the v2.0 endpoints it needs."),
     "endpoints-mismatch": Definition("error", (DOCTOR,), "The token endpoint does not belong to the authorize endpoint."),
-    "endpoint-audience": Definition("error", (DOCTOR,), "The endpoint signs in accounts the registration does not accept."),
+    "endpoint-audience": Definition("error", (STATUS, DOCTOR),
+                                    "The endpoint signs in accounts the registration does not accept."),
     "scope-invalid": Definition("error", (DOCTOR,), "Cypht's scope wl.imap does not exist at that endpoint."),
     "scope-unverified": Definition("warning", (DOCTOR,), "Whether wl.imap works at that endpoint is not known."),
     "redirect-not-web": Definition("error", (DOCTOR,), "*_CLIENT_URI is registered for another platform than Web."),
@@ -178,8 +185,13 @@ def endpoints_mismatch(auth_key: str, auth: str, token_key: str, token: str) -> 
 
 def endpoint_audience(key: str, uri: str, audience: str, answer: str) -> Finding:
     return _make("endpoint-audience", f"{key}={uri} signs in accounts the app (signInAudience {audience}) does not "
-                 f"accept: {answer}", "Use endpoints that fit the app's audience (login.live.com for personal "
-                 "accounts), or provision with --audience any.")
+                 f"accept: {answer}", "Run `cypht-azure provision`: it writes the endpoints that fit the app's "
+                 "audience (login.live.com for personal accounts). Or provision with --audience any.")
+
+
+def cypht_scope(audience: str) -> Finding:
+    return _make("cypht-scope", f"The app accepts work or school accounts only ({audience}), which sign in at the "
+                 f"v2.0 endpoints. {cypht.SCOPE_NOTE}", "")
 
 
 def scope_invalid(key: str, uri: str) -> Finding:
@@ -209,7 +221,8 @@ def secret_expired(key_id: str, end: object) -> Finding:
 
 
 def secret_expiring(key_id: str, days: float, end: object) -> Finding:
-    return _make("secret-expiring", f"The client secret in .env ({key_id}) expires in {days:.0f} days ({end}).",
+    left = describe(dt.timedelta(days=days))  # "1 hour", "365 days": as rotate-secret says it
+    return _make("secret-expiring", f"The client secret in .env ({key_id}) expires in {left} ({end}).",
                  "Run `cypht-azure rotate-secret` (or schedule it with --if-expiring-within).")
 
 

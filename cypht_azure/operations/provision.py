@@ -82,7 +82,10 @@ class ProvisionResult:
     removed_key_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.dry_run and self.created:  # no IDs yet: null, with `created` saying it would be made
+            data["client_id"] = data["object_id"] = None
+        return data
 
 
 def prepare(req: ProvisionRequest) -> Plan:
@@ -248,6 +251,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
     if held:
         actions.append(f"Keep the client secret {key_id} that {env_path} holds (expires {expires}).")
 
+    endpoints = session.cypht_endpoints({**app, "signInAudience": plan.body["signInAudience"]})
     all_held_ids = envstate.held_secret_ids(doc, client_id)
     keys_written: list[str] = []
     if secret is None:
@@ -257,6 +261,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
         if req.dry_run:
             keys_written = sorted(envstate.updates_for(
                 doc, req.providers, client_id=client_id, secret=Secret(""), key_id="", redirect_uri=plan.primary_uri,
+                endpoints=endpoints,
             ))
         else:
             removed = await make_room_for_secret(session, app, env_path, keep=all_held_ids)
@@ -273,6 +278,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
     if secret is not None and key_id is not None:
         updates = envstate.updates_for(
             doc, req.providers, client_id=client_id, secret=secret, key_id=key_id, redirect_uri=plan.primary_uri,
+            endpoints=endpoints,
         )
         keys_written = envstate.changed_keys(doc, updates)
         if keys_written and not req.dry_run:

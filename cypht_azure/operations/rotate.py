@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cypht_azure import envfile
-from cypht_azure.durations import describe
+from cypht_azure.durations import describe, time_left
 from cypht_azure.errors import OperationFailed
 from cypht_azure.operations import envstate
 from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
@@ -107,9 +107,8 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
     )
 
     if req.if_expiring_within is not None and current_end is not None and current_end > now + req.if_expiring_within:
-        days = (current_end - now).days
         result.skipped = {
-            "reason": f"the secret in {env_path} ({current_id}) is valid for {days} more days, beyond "
+            "reason": f"the secret in {env_path} ({current_id}) is valid for {time_left(current_end, now)} more, beyond "
                       f"--if-expiring-within {describe(req.if_expiring_within)}",
         }
         # A run that died between "add" and "write" left a secret nobody holds: clean it now.
@@ -159,7 +158,8 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
     if uris:
         # A block the app had no keys in yet gets the rest of what Cypht needs, as provision writes it.
         complete = envstate.updates_for(doc, providers, client_id=client_id, secret=secret, key_id=new_id,
-                                        redirect_uri=uris[0])
+                                        redirect_uri=uris[0],
+                                        endpoints=session.cypht_endpoints(app))
         updates.update({k: v for k, v in complete.items() if doc.get(k) is None})
     result.keys_written = envstate.changed_keys(doc, updates)
     new_doc = doc.updated(updates, block_comment=envstate.BLOCK_COMMENT)

@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit
 
-from cypht_azure import auth
+from cypht_azure import auth, cypht
 from cypht_azure.errors import (
     ROLE_HINT,
     AppNotFound,
@@ -65,6 +66,13 @@ class Session:
     @property
     def endpoints(self) -> auth.Endpoints:
         return self.connection.signin.endpoints
+
+    def cypht_endpoints(self, app: dict[str, Any]) -> cypht.SignInEndpoints:
+        """The endpoint keys Cypht needs for this app in this cloud and tenant (the cloud's public
+        sign-in host, also in the sandbox: `.env` is written as it would be for real)."""
+        host = urlsplit(auth.CLOUDS[self.endpoints.cloud].authority_host).hostname or ""
+        return cypht.SignInEndpoints(str(app.get("signInAudience")), host, self.tenant_id,
+                                     str(app.get("appId") or ""), str(app.get("publisherDomain") or ""))
 
 
 def _credential(conn: Connection) -> TokenCredential:
@@ -156,6 +164,7 @@ async def open_session(conn: Connection, progress: Progress) -> AsyncIterator[Se
         log.info("Graph client ready; signed in %.0f ms earlier", (ready - signing_in.finished) * 1000)
     holder.append(credential)
     tenant = str(claims.get("tid") or conn.signin.tenant or "")
+    progress.step(f"Working in Microsoft Graph (tenant {tenant})")  # the sign-in step is over
     who = str(claims.get("upn") or claims.get("preferred_username") or claims.get("appid") or claims.get("azp") or "")
     try:
         yield Session(graph, tenant, who, conn, progress)

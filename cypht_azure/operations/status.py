@@ -75,7 +75,8 @@ class StatusRequest:
 
 
 def _days_left(end: dt.datetime | None, now: dt.datetime) -> float | None:
-    return None if end is None else round((end - now).total_seconds() / 86400, 1)
+    """Fractional days, precise to a minute or two: a secret with an hour left is not 0 days from expiry."""
+    return None if end is None else round((end - now).total_seconds() / 86400, 3)
 
 
 def read_env(doc: envfile.EnvDocument) -> list[ProviderInfo]:
@@ -102,6 +103,20 @@ def env_findings(providers: list[ProviderInfo], env_path: Path) -> list[Finding]
             found.append(findings.missing_client_uri(keys.client_uri))
         if p.has_secret and not p.secret_id:
             found.append(findings.secret_unknown(keys.client_secret, keys.secret_id))
+    return found
+
+
+def endpoint_findings(doc: envfile.EnvDocument, providers: list[ProviderInfo], client_id: str,
+                      endpoints: cypht.SignInEndpoints) -> list[Finding]:
+    """Endpoint keys that cannot sign in the app's audience and, for a directory-only audience, what
+    Cypht's hard-coded wl.imap scope means there."""
+    found: list[Finding] = []
+    blocks = [p for p in providers if p.client_id == client_id]
+    for p in blocks:
+        for key, value, problem in envstate.endpoint_problems(doc, p.provider, endpoints):
+            found.append(findings.endpoint_audience(key, value, endpoints.audience, problem))
+    if blocks and cypht.scope_note(endpoints.audience):
+        found.append(findings.cypht_scope(endpoints.audience))
     return found
 
 
@@ -152,6 +167,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
             found.append(findings.redirect_mismatch(keys.client_uri, p.client_uri, uris))
         if p.secret_id and p.secret_id not in {s.key_id for s in result.secrets}:
             found.append(findings.secret_not_in_app(keys.client_secret, p.secret_id))
+    found.extend(endpoint_findings(doc, providers, client_id, session.cypht_endpoints(app)))
     if cypht.includes_personal(audience):
         found.extend(findings.redirect_query_personal(uri) for uri in uris if "?" in uri)
 
@@ -160,11 +176,11 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
         first = min(held, key=lambda s: s.days_left if s.days_left is not None else -1e9)
         result.env_secret_expires = first.end
         result.env_secret_days_left = first.days_left
-        days = first.days_left or 0.0
-        if days <= 0:
+        end = parse_time(first.end)
+        if end is None or end <= now:  # compared as times: a secret with an hour left has not expired
             found.append(findings.secret_expired(first.key_id, first.end))
-        elif days <= req.warn_within.total_seconds() / 86400:
-            found.append(findings.secret_expiring(first.key_id, days, first.end))
+        elif end - now <= req.warn_within:
+            found.append(findings.secret_expiring(first.key_id, (end - now).total_seconds() / 86400, first.end))
 
     if req.verify_secret:
         secret_state = next((s for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values()

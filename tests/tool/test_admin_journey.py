@@ -1,0 +1,384 @@
+"""A new Cypht admin's journey (issue 12): each wrong answer or dead end they met, through the real CLI
+against the emulator. Items are named by their number in the issue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tool.conftest import Cli, cypht_apps
+
+URL = "https://mail.example.com"
+LIVE_AUTH = "https://login.live.com/oauth20_authorize.srf"
+LIVE_TOKEN = "https://login.live.com/oauth20_token.srf"
+# Cypht's .env.example, as an admin copies it before running provision.
+CYPHT_EXAMPLE = f"""#aoutlook
+OUTLOOK_CLIENT_ID=
+OUTLOOK_CLIENT_SECRET=
+OUTLOOK_CLIENT_URI=http://localhost/?page=home
+OUTLOOK_AUTH_URI={LIVE_AUTH}
+OUTLOOK_TOKEN_URI={LIVE_TOKEN}
+OUTLOOK_REFRESH_URI={LIVE_TOKEN}
+
+#office365
+OFFICE365_CLIENT_ID=
+OFFICE365_CLIENT_SECRET=
+OFFICE365_CLIENT_URI=http://localhost/?page=home
+OFFICE365_AUTH_URI={LIVE_AUTH}
+OFFICE365_TOKEN_URI={LIVE_TOKEN}
+OFFICE365_REFRESH_URI={LIVE_TOKEN}
+"""
+
+
+def read_env(path: Path) -> dict[str, str]:
+    from cypht_azure import envfile
+
+    doc = envfile.load(path)
+    return {k: v for k in sorted(doc.keys()) if (v := doc.get(k)) is not None}
+
+
+def provision(cli: Cli, env_file: Path, *extra: str, url: str = URL) -> Any:
+    return cli("provision", "--url", url, "--env-file", str(env_file), "--json", "--no-verify", *extra)
+
+
+def status(cli: Cli, env_file: Path, *extra: str) -> Any:
+    return cli("status", "--env-file", str(env_file), "--json", *extra)
+
+
+def codes(status_doc: dict[str, Any]) -> list[str]:
+    return [f["code"] for f in status_doc["findings"]]
+
+
+# 1. Endpoints that fit the audience -------------------------------------------------------------
+
+def v2(segment: str, endpoint: str) -> str:
+    return f"https://login.microsoftonline.com/{segment}/oauth2/v2.0/{endpoint}"
+
+
+@pytest.mark.parametrize(("audience", "segment"), [("single-tenant", "TENANT"), ("multi-tenant", "organizations")])
+def test_directory_audience_gets_v2_endpoints_and_the_scope_note(
+    cli: Cli, emulator: Any, env_file: Path, audience: str, segment: str,
+) -> None:
+    env_file.parent.mkdir()
+    env_file.write_text(CYPHT_EXAMPLE)  # Live endpoints from Cypht's example: they cannot sign in work accounts
+    r = provision(cli, env_file, "--audience", audience)
+    assert r.returncode == 0, r
+    assert "wl.imap" in r.stderr and "Cypht" in r.stderr
+    seg = emulator.info["tenant_id"] if segment == "TENANT" else segment
+    values = read_env(env_file)
+    for p in ("OUTLOOK", "OFFICE365"):
+        assert values[f"{p}_AUTH_URI"] == v2(seg, "authorize")
+        assert values[f"{p}_TOKEN_URI"] == v2(seg, "token")
+        assert values[f"{p}_REFRESH_URI"] == v2(seg, "token")
+    s = status(cli, env_file)
+    assert s.returncode == 0, s
+    assert codes(s.json) == ["cypht-scope"]
+    assert s.json["ok"] is True
+    text = cli("status", "--env-file", str(env_file))
+    assert "No problems found" not in text.stdout and "wl.imap" in text.stdout
+
+
+def test_default_audience_keeps_cypht_live_endpoints(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    r = provision(cli, env_file)
+    assert r.returncode == 0, r
+    assert "wl.imap" not in r.stderr
+    values = read_env(env_file)
+    assert values["OUTLOOK_AUTH_URI"] == LIVE_AUTH and values["OFFICE365_TOKEN_URI"] == LIVE_TOKEN
+    assert codes(status(cli, env_file).json) == []
+
+
+def test_endpoints_the_admin_set_are_kept_only_when_they_fit(cli: Cli, emulator: Any, env_file: Path) -> None:
+    tenant = emulator.info["tenant_id"]
+    env_file.parent.mkdir()
+    proxy = "https://sso.example.org/authorize"
+    env_file.write_text(
+        f"OUTLOOK_AUTH_URI={proxy}\n"                        # the admin's own host: not ours to judge
+        f"OUTLOOK_TOKEN_URI={v2(tenant, 'token')}\n"          # fits a single-tenant app
+        f"OUTLOOK_REFRESH_URI={v2('common', 'token')}\n"      # /common: AADSTS50194 for single-tenant apps
+        f"OFFICE365_AUTH_URI={LIVE_AUTH}\n"                   # personal accounts only
+    )
+    r = provision(cli, env_file, "--audience", "single-tenant")
+    assert r.returncode == 0, r
+    values = read_env(env_file)
+    assert values["OUTLOOK_AUTH_URI"] == proxy
+    assert values["OUTLOOK_TOKEN_URI"] == v2(tenant, "token")
+    assert values["OUTLOOK_REFRESH_URI"] == v2(tenant, "token")
+    assert values["OFFICE365_AUTH_URI"] == v2(tenant, "authorize")
+
+
+def test_status_reports_endpoints_that_cannot_sign_in_the_audience(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    assert provision(cli, env_file, "--audience", "single-tenant").returncode == 0
+    text = env_file.read_text()
+    for line in text.splitlines():
+        if line.startswith("OUTLOOK_AUTH_URI="):
+            text = text.replace(line, f"OUTLOOK_AUTH_URI={LIVE_AUTH}")
+    env_file.write_text(text)
+    s = status(cli, env_file)
+    assert s.json["ok"] is False
+    mismatches = [f for f in s.json["findings"] if f["code"] == "endpoint-audience"]
+    assert len(mismatches) == 1 and "OUTLOOK_AUTH_URI" in mismatches[0]["message"]
+    assert "cypht-azure provision" in mismatches[0]["fix"]
+    assert status(cli, env_file, "--fail-within", "1d").returncode == 6
+
+
+def test_national_cloud_host_for_directory_audiences() -> None:
+    from cypht_azure import cypht
+
+    wanted = cypht.SignInEndpoints("AzureADMultipleOrgs", "login.microsoftonline.us", "t").wanted()
+    assert wanted["AUTH_URI"] == "https://login.microsoftonline.us/organizations/oauth2/v2.0/authorize"
+    problem = cypht.SignInEndpoints("AzureADMultipleOrgs", "login.microsoftonline.us", "t").problem(
+        "TOKEN_URI", "https://login.microsoftonline.com/organizations/oauth2/v2.0/token")
+    assert problem and "login.microsoftonline.us" in problem
+
+
+# 2. Durations ----------------------------------------------------------------------------------
+
+def test_a_secret_with_an_hour_left_is_not_expired(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    r = provision(cli, env_file, "--secret-lifetime", "1h")
+    assert r.returncode == 0, r
+    assert "less than a day" in r.stderr
+    assert any("valid for 1 hour " in a for a in r.json["actions"]), r.json["actions"]
+    s = status(cli, env_file)
+    assert "secret-expired" not in codes(s.json)
+    assert "secret-expiring" in codes(s.json)
+    assert 0 < s.json["env_secret_days_left"] < 1
+    expiring = next(f for f in s.json["findings"] if f["code"] == "secret-expiring")
+    assert "expires in 1 hour " in expiring["message"]
+    every = cli("status", "--all")
+    assert every.returncode == 0, every
+    assert "none live" not in every.stdout
+
+
+def test_an_absurd_lifetime_is_too_long_not_unparseable(cli: Cli, env_file: Path) -> None:
+    r = provision(cli, env_file, "--secret-lifetime", "1000000000d")
+    assert r.returncode == 2, r
+    assert "too long" in r.stderr and "730 days (2 years)" in r.stderr
+    assert "is not a duration" not in r.stderr
+
+
+def test_rotate_and_status_agree_on_the_days_left(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    assert provision(cli, env_file).returncode == 0
+    rot = cli("rotate-secret", "--env-file", str(env_file), "--if-expiring-within", "30d")
+    assert rot.returncode == 0, rot
+    s = cli("status", "--env-file", str(env_file), "--fail-within", "400d")
+    assert "valid for 365 days more" in rot.stdout, rot.stdout
+    assert "expires in 365 days" in s.stdout, s.stdout
+
+
+# 6. URLs ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("url", "words"), [
+    ("https://user:pw@mail.example.org/", "user name or password"),
+    ("https://mail.example.org./", "ends in a dot"),
+    ("https://mail.example.org/cypht//", "'//'"),
+    ("http://[::1]:8080/", "[::1]"),
+])
+def test_urls_that_would_register_the_wrong_thing_are_refused(
+    cli: Cli, emulator: Any, env_file: Path, url: str, words: str,
+) -> None:
+    r = provision(cli, env_file, url=url)
+    assert r.returncode == 2, r
+    assert words in r.stderr
+    assert ":pw@" not in r.stdout + r.stderr  # a password typed into the URL is not repeated
+    assert cypht_apps(emulator) == []
+    assert not env_file.exists()
+
+
+def test_loopback_ip_is_accepted_like_localhost(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    r = provision(cli, env_file, url="http://127.0.0.1:8080/")
+    assert r.returncode == 0, r
+    assert r.json["redirect_uris"] == ["http://127.0.0.1:8080/"]
+
+
+def test_index_php_is_kept_as_cypht_serves_it(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    r = provision(cli, env_file, url="https://mail.example.org/cypht/index.php")
+    assert r.returncode == 0, r
+    assert r.json["redirect_uris"] == ["https://mail.example.org/cypht/index.php"]
+    assert read_env(env_file)["OUTLOOK_CLIENT_URI"] == "https://mail.example.org/cypht/index.php"
+
+
+def test_display_names_tell_installations_of_one_host_apart(cli: Cli, tmp_path: Path) -> None:
+    names = []
+    for n, url in enumerate(["https://mail.example.org/", "https://mail.example.org:8443/",
+                             "https://mail.example.org/team/"]):
+        env = tmp_path / f"c{n}" / ".env"
+        env.parent.mkdir()
+        r = provision(cli, env, url=url)
+        assert r.returncode == 0, r
+        names.append(r.json["display_name"])
+    assert names == ["Cypht webmail (mail.example.org)", "Cypht webmail (mail.example.org:8443)",
+                     "Cypht webmail (mail.example.org/team)"]
+
+
+# 9. Progress: one live line on a terminal, plain lines elsewhere ---------------------------------
+
+def run_with_terminal_stderr(cli_env: dict[str, str], cwd: Path, *args: str) -> tuple[int, str, str]:
+    """Run the CLI with stderr on a pseudo-terminal (as an admin at a shell sees it)."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    from tests.tool.conftest import REPO
+
+    master, slave = pty.openpty()
+    env = dict(cli_env, COLUMNS="200", NO_COLOR="1", PYTHONPATH=str(REPO))
+    proc = subprocess.Popen([sys.executable, "-m", "cypht_azure", *args], cwd=cwd, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 4096)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    stdout = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.wait(timeout=60), stdout, b"".join(chunks).decode()
+
+
+def test_progress_is_one_live_line_on_a_terminal(cli_env: dict[str, str], emulator: Any, tmp_path: Path,
+                                                  env_file: Path) -> None:
+    env_file.parent.mkdir()
+    emulator.faults.secret_activation_delay(3000)  # the verification waits several ticks
+    code, stdout, stderr = run_with_terminal_stderr(
+        cli_env, tmp_path, "provision", "--url", URL, "--env-file", str(env_file))
+    assert code == 0, stderr
+    assert "Done." in stdout
+    assert "Signing in" in stderr and "Waiting for Entra" in stderr
+    # Every progress report rewrites the one line in place: none of them ends a line of its own.
+    finished_lines = stderr.replace("\r\n", "\n").split("\n")
+    assert not [line for line in finished_lines if "… " in line.split("\r")[-1].replace("\x1b[K", "")]
+    assert "\r\x1b[K" in stderr
+    assert stderr.replace("\r\x1b[K", "").count("(5 s)") <= 1
+    # The live line is erased before the command ends: nothing is left on the last line.
+    assert stderr.endswith("\r\x1b[K") or not stderr.rstrip("\r\n").split("\n")[-1].count("…")
+
+
+def test_progress_off_a_terminal_is_plain_and_never_repeats(cli: Cli, emulator: Any, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    emulator.faults.secret_activation_delay(3000)
+    r = cli("provision", "--url", URL, "--env-file", str(env_file))
+    assert r.returncode == 0, r
+    assert "\r" not in r.stderr and "\x1b" not in r.stderr
+    waits = [line for line in r.stderr.splitlines() if line.startswith("…")]
+    assert len(waits) == len(set(waits)), waits
+
+
+# 10. --help examples copy-pasteable at any width ------------------------------------------------
+
+def help_examples() -> list[tuple[str, str]]:
+    """(command, example line) for every indented `cypht-azure …` line in a command's help text."""
+    import typer
+
+    from cypht_azure.cli import app
+
+    root = typer.main.get_command(app)
+    ctx = root.context_class(root, info_name="cypht-azure")
+    found = []
+    for name in root.list_commands(ctx):  # type: ignore[attr-defined]
+        command = root.get_command(ctx, name)  # type: ignore[attr-defined]
+        for line in (command.help or "").splitlines():
+            if line.startswith((" ", "\t")) and line.strip().startswith("cypht-azure "):
+                found.append((name, line.strip()))
+    return found
+
+
+def test_every_command_has_examples() -> None:
+    assert {name for name, _ in help_examples()} >= {"provision", "rotate-secret", "status"}
+
+
+@pytest.mark.parametrize("columns", ["40", "80", "200"])
+def test_help_examples_are_never_split(columns: str, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.tool.conftest import REPO, clean_environ
+
+    env = dict(clean_environ(tmp_path), COLUMNS=columns)
+    by_command: dict[str, list[str]] = {}
+    for name, line in help_examples():
+        by_command.setdefault(name, []).append(line)
+    for name, lines in by_command.items():
+        shown = subprocess.run([sys.executable, "-m", "cypht_azure", name, "--help"], env=env, cwd=REPO,
+                               capture_output=True, text=True, timeout=60).stdout
+        shown_lines = [s.strip() for s in shown.splitlines()]
+        for line in lines:
+            assert line in shown_lines, f"{name} --help at {columns} columns splits:\n{line}\n\n{shown}"
+
+
+# 13. --json on usage errors; no "(new)" in a field that holds IDs --------------------------------
+
+@pytest.mark.parametrize(("args", "env", "words"), [
+    (["status", "--json", "--no-such-option"], {}, "--no-such-option"),
+    (["provision", "--json", "--timeout", "0"], {}, "--timeout"),
+    (["rotate-secret", "--if-expiring-within"], {"CYPHT_AZURE_JSON": "1"}, "--if-expiring-within"),
+    (["statsu", "--json"], {}, "statsu"),
+])
+def test_usage_errors_under_json_print_the_json_error(cli: Cli, args: list[str], env: dict[str, str],
+                                                       words: str) -> None:
+    r = cli(*args, env=env)
+    assert r.returncode == 2, r
+    error = r.json["error"]
+    assert error["type"] == "UsageError" and error["exit_code"] == 2
+    assert words in error["message"]
+    assert "--help" in error["hint"]
+
+
+def test_dry_run_json_has_null_ids_for_a_registration_to_create(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    r = provision(cli, env_file, "--dry-run")
+    assert r.returncode == 0, r
+    assert r.json["client_id"] is None and r.json["object_id"] is None
+    assert r.json["created"] is True and r.json["dry_run"] is True
+    human = cli("provision", "--url", URL, "--env-file", str(env_file), "--dry-run")
+    assert "(new)" in human.stdout  # people read a word, scripts read null
+
+
+# 15. Choices listed in --help ---------------------------------------------------------------------
+
+def test_options_with_fixed_values_list_them(cli: Cli) -> None:
+    from cypht_azure import auth, cypht
+
+    shown = " ".join(cli("provision", "--help", env={"COLUMNS": "250"}).stdout.split())
+    for option, values in [("--auth", auth.AUTH_METHODS), ("--cloud", tuple(auth.CLOUDS)),
+                           ("--provider", (*cypht.PROVIDERS, "both")), ("--audience", tuple(cypht.AUDIENCES))]:
+        assert f"{option} [{'|'.join(values)}]" in shown, option
+    status_help = " ".join(cli("status", "--help", env={"COLUMNS": "250"}).stdout.split())
+    assert f"--cloud [{'|'.join(auth.CLOUDS)}]" in status_help
+
+
+# 16. Install instructions that work today -------------------------------------------------------
+
+def test_readme_installs_from_the_source_tree() -> None:
+    import re
+    import shlex
+
+    from tests.tool.conftest import REPO
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    real = readme.split("## Use it for real", 1)[1].split("\n## ", 1)[0]
+    assert "not published" in real
+    block = re.search(r"```sh\n(.*?)```", real, re.S)
+    assert block
+    installs = [shlex.split(line, comments=True) for line in block.group(1).splitlines()
+                if re.match(r"\s*(pipx|uv|pip|python3)\b.*\binstall\b", line)]
+    assert installs
+    for words in installs:
+        target = words[-1]
+        assert target.startswith(("./", "/", "git+")) or target == ".", f"installs {target!r} from a registry"
+    # The first two commands stay the ones that work from a checkout.
+    first_two = re.findall(r"```sh\n(.*?)```", readme, re.S)[:2]
+    assert "pip install -q ." in first_two[0] and "provision --sandbox" in first_two[0]
+    assert "pip install -q -e '.[test]'" in first_two[1]
