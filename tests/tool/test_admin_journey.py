@@ -33,9 +33,9 @@ OFFICE365_REFRESH_URI={LIVE_TOKEN}
 
 
 def read_env(path: Path) -> dict[str, str]:
-    from cypht_azure import envfile
+    from cypht_azure import envdisk
 
-    doc = envfile.load(path)
+    doc = envdisk.load(path)
     return {k: v for k in sorted(doc.keys()) if (v := doc.get(k)) is not None}
 
 
