@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from cypht_azure import envdisk
+from cypht_azure import cypht, envdisk
 from tests.docs.test_json_schemas import load, validate
 from tests.tool.conftest import Cli, delete_app, graph_requests, token_requests
 from tests.tool.php import AUTOLOAD, require_php
@@ -136,6 +136,9 @@ def test_empty_client_uri_means_cyphts_default(cli: Cli, emulator: Any, env_file
 
 def test_single_tenant_app_does_not_fit_the_live_endpoints(cli: Cli, emulator: Any, env_file: Path) -> None:
     healthy(cli, emulator, env_file, "--audience", "single-tenant")
+    # provision writes the tenant's v2.0 endpoints for this audience: put Cypht's Live defaults back.
+    live = {f"{p}_{k}": v for p in ("OUTLOOK", "OFFICE365") for k, v in cypht.DEFAULT_ENDPOINTS.items()}
+    edit(env_file, **live)
     r = doctor(cli, env_file)
     assert r.returncode == 6
     assert codes(r) == {"endpoint-audience", "rehearsal-failed"}
