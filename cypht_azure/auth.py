@@ -172,6 +172,11 @@ def _azure_cli_credential(settings: SignInSettings) -> TokenCredential:
     return AzureCliCredential(tenant_id=settings.tenant) if settings.tenant else AzureCliCredential()
 
 
+def _public_client_id() -> str:
+    """The public client that device-code and browser sign-in act as (another one for emulators)."""
+    return os.environ.get("CYPHT_AZURE_DEVICE_CODE_CLIENT_ID", AZURE_CLI_CLIENT_ID)
+
+
 def _device_code_credential(settings: SignInSettings) -> TokenCredential:
     from azure.identity import DeviceCodeCredential
 
@@ -180,7 +185,7 @@ def _device_code_credential(settings: SignInSettings) -> TokenCredential:
         (settings.prompt or (lambda m: print(m, file=sys.stderr)))(message)
 
     return DeviceCodeCredential(
-        client_id=os.environ.get("CYPHT_AZURE_DEVICE_CODE_CLIENT_ID", AZURE_CLI_CLIENT_ID),
+        client_id=_public_client_id(),
         tenant_id=settings.tenant or "organizations",
         prompt_callback=prompt,
         **_common_kwargs(settings),
@@ -191,7 +196,7 @@ def _browser_credential(settings: SignInSettings) -> TokenCredential:
     from azure.identity import InteractiveBrowserCredential
 
     return InteractiveBrowserCredential(
-        tenant_id=settings.tenant or "organizations", **_common_kwargs(settings)
+        client_id=_public_client_id(), tenant_id=settings.tenant or "organizations", **_common_kwargs(settings)
     )
 
 

@@ -311,6 +311,7 @@ class CodeFlow:
             "client_id": req.app_id, "redirect_uri": req.redirect_uri, "platform": req.platform,
             "scopes": req.scopes, "family": req.authority.family, "account": _account_record(account),
             "expires": moment + float(CODE_LIFETIME if lifetime is None else lifetime), "redeemed": False,
+            "nonce": req.get("nonce"),  # echoed in the code's id_token, as Entra does (OIDC Core 3.1.2.1)
         }
         with self.directory.store.write() as data:
             codes = data.setdefault("auth_codes", {})
@@ -367,7 +368,7 @@ class CodeFlow:
             entry["redeemed"] = True
             self.directory.store.mark_dirty()
         scopes = self._token_scopes(entry["scopes"], form.get("scope"))
-        return self._tokens(authority, app, account, scopes, entry["platform"], base)
+        return self._tokens(authority, app, account, scopes, entry["platform"], base, nonce=entry.get("nonce"))
 
     def refresh(self, authority: Authority, form: Mapping[str, str], basic: tuple[str, str] | None,
                 base: str) -> dict[str, Any]:
@@ -476,7 +477,7 @@ class CodeFlow:
     # ---------------------------------------------------------------- the answers
 
     def _tokens(self, authority: Authority, app: Mapping[str, Any], account: Account, scopes: list[str],
-                platform: str, base: str) -> dict[str, Any]:
+                platform: str, base: str, *, nonce: str | None = None) -> dict[str, Any]:
         lowered = {s.lower() for s in scopes}
         refresh = None
         if lowered & OFFLINE_SCOPES:
@@ -510,7 +511,8 @@ class CodeFlow:
             answer["refresh_token"] = refresh
         if "openid" in lowered:
             answer["id_token"] = self.tokens.id_token(app["appId"], account.tenant_id, account.object_id, account.login,
-                                                      account.display_name, base, email="email" in lowered)
+                                                      account.display_name, base, email="email" in lowered,
+                                                      nonce=nonce)
         return answer
 
     def _new_refresh_token(self, authority: Authority, client_id: str, account: Account, scopes: list[str],

@@ -415,7 +415,7 @@ class TokenService:
     # ------------------------------------------------------------ tokens
 
     def id_token(self, client_id: str, tid: str, oid: str, login: str, name: str, base: str, *,
-                 email: bool = False) -> str:
+                 email: bool = False, nonce: str | None = None) -> str:
         moment = int(time.time())
         claims: dict[str, Any] = {
             "aud": client_id, "iss": f"{base}/{tid}/v2.0", "iat": moment, "nbf": moment, "exp": moment + 3600,
@@ -424,6 +424,8 @@ class TokenService:
         }
         if email:
             claims["email"] = login
+        if nonce:
+            claims["nonce"] = nonce
         return sign_jwt(claims, self.directory.signing_key)
 
     def access_token(

@@ -142,8 +142,8 @@ def test_azure_cli_starts_az_once_per_command(cli: Cli, emulator: Any, env_file:
     assert all(line.startswith("account get-access-token") for line in spawns.read_text().splitlines())
 
 
-# Managed identity and browser sign-in have no endpoint in the emulator yet: that they go through the
-# same cache is checked where the credential is built, and the cache's rules without a server.
+# Managed identity has no endpoint in the emulator: that it goes through the same cache as every
+# other method is checked where the credential is built, and the cache's rules without a server.
 
 @pytest.mark.parametrize("method", ["azure-cli", "environment", "workload-identity", "managed-identity",
                                     "device-code", "browser", "auto"])
@@ -190,3 +190,62 @@ def test_cache_keeps_a_token_per_scope_until_shortly_before_expiry() -> None:
     assert cached.get_token("s").token == cached.get_token("s").token == "token-1"
     time.sleep(1.1)
     assert cached.get_token("s").token == "token-2" and cached.acquisitions == 2
+
+
+BROWSER_FETCH = """import html.parser, os, ssl, sys, urllib.parse, urllib.request
+
+
+class Form(html.parser.HTMLParser):
+    action, fields = "", {}
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "form":
+            self.action = attrs.get("action") or ""
+        elif tag == "input" and attrs.get("type") == "hidden":
+            self.fields[attrs["name"]] = attrs.get("value") or ""
+
+
+context = ssl.create_default_context(cafile=os.environ["CYPHT_AZURE_CA_FILE"])
+page = Form()
+page.feed(urllib.request.urlopen(sys.argv[1], context=context, timeout=60).read().decode())
+# response_mode=form_post: the page's form carries the code to the credential's listener on localhost
+urllib.request.urlopen(page.action, data=urllib.parse.urlencode(page.fields).encode(), timeout=60).read()
+"""
+
+
+@pytest.fixture
+def auto_sign_in_emulator() -> Any:
+    from cypht_azure.emulator import Emulator
+
+    with Emulator(sign_in="auto") as emu:  # authorize answers at once, as after a person signed in
+        yield emu
+
+
+def test_browser(auto_sign_in_emulator: Any, home: Path, env_file: Path, tmp_path: Path) -> None:
+    """A `BROWSER` that opens the sign-in page in the background: the emulator signs the admin in at once."""
+    import sys
+
+    from tests.tool.conftest import admin_env
+
+    emulator = auto_sign_in_emulator
+    fetch, opened = tmp_path / "fetch.py", tmp_path / "opened"
+    fetch.write_text(BROWSER_FETCH)
+    browser = tmp_path / "browser"
+    # In the background: the credential answers the redirect only after the browser command returned.
+    browser.write_text(f'#!/bin/sh\necho x >> "{opened}"\n"{sys.executable}" "{fetch}" "$1" >/dev/null 2>&1 &\n')
+    browser.chmod(0o755)
+    public_client = emulator.info["device_code_client_id"]
+    env = admin_env(emulator, home)
+    env.update({"CYPHT_AZURE_AUTH": "browser", "AZURE_CLIENT_ID": "", "AZURE_CLIENT_SECRET": "",
+                "CYPHT_AZURE_DEVICE_CODE_CLIENT_ID": public_client, "BROWSER": str(browser), "DISPLAY": ""})
+    env_file.parent.mkdir()
+    for argv in COMMANDS:
+        before = granted_tokens(emulator, public_client)
+        proc = subprocess.run([sys.executable, "-m", "cypht_azure", *argv, "--env-file", str(env_file)], env=env,
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert granted_tokens(emulator, public_client) - before == 1, argv[0]
+    assert len(opened.read_text().splitlines()) == len(COMMANDS)  # one browser sign-in per command
+    assert {e.grant_type for e in emulator.request_log if e.kind == "token" and e.client_id == public_client} == {
+        "authorization_code"}
