@@ -256,6 +256,14 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> None:
         common = Common(**{name: kwargs.pop(name) for name, _, _ in _SHARED})
+        if common.verbose and common.quiet:
+            from cypht_azure.errors import InputError
+
+            Output(common).error(InputError("--verbose and --quiet contradict each other.",
+                                            hint="Give one of them (check CYPHT_AZURE_VERBOSE and "
+                                                 "CYPHT_AZURE_QUIET in the environment)."),
+                                 int(ExitCode.INVALID_INPUT))
+            raise typer.Exit(int(ExitCode.INVALID_INPUT))
         func(common=common, **kwargs)
 
     all_params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared

@@ -62,6 +62,7 @@ def status(
 
     def action() -> Any:
         from cypht_azure.durations import parse_duration
+        from cypht_azure.errors import InputError
         from cypht_azure.operations import envstate
         from cypht_azure.operations.runner import run_status, run_status_all
         from cypht_azure.operations.status import DEFAULT_WARN_WITHIN, StatusRequest
@@ -69,6 +70,14 @@ def status(
         within = parse_duration(fail_within, option="--fail-within") if fail_within else None
         if prometheus is not None and all_apps:
             raise ValueError("--prometheus writes the samples of one .env; it cannot be combined with --all.")
+        if all_apps:
+            single = [name for name, given in (("--app-id", app_id), ("--url", url),
+                                               ("--verify-secret", verify_secret)) if given]
+            if single:
+                raise InputError(
+                    f"--all reports every app registration tagged cypht-azure; {' and '.join(single)} "
+                    f"{'is' if len(single) == 1 else 'are'} about one .env and its app.",
+                    hint=f"Drop --all to check one app, or drop {' and '.join(single)} to list them all.")
         with sandbox_banner(out, common.sandbox):
             if all_apps:
                 return run_status_all(lambda: connection(common, out), out), within
@@ -98,6 +107,9 @@ def status(
             out.document(result.to_json() | {"sandbox": common.sandbox, "failing": failing})
         elif not out.quiet:
             render(result, out)
+        if any(f.code == "app-not-found" for f in result.findings):
+            # Nothing by that client ID or URL, not even among deleted apps: exit 5 as every command does.
+            raise typer.Exit(int(ExitCode.NOT_FOUND))
     if failing:
         raise typer.Exit(int(ExitCode.FINDINGS))
 

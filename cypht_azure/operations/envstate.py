@@ -49,7 +49,8 @@ def read_provider(doc: envfile.EnvDocument, provider: str) -> ProviderState:
         secret=Secret(secret) if secret else None,
         secret_id=(doc.get(keys.secret_id) or "").lower() or None,
         client_uri=doc.get(keys.client_uri) or None,
-        missing=[k for k in keys.all() if k != keys.secret_id and doc.get(k) is None],
+        # Cypht's env() falls back to its default for an empty value too: empty is as good as missing.
+        missing=[k for k in keys.all() if k != keys.secret_id and not doc.get(k)],
     )
 
 

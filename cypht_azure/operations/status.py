@@ -87,16 +87,25 @@ def read_env(doc: envfile.EnvDocument) -> list[ProviderInfo]:
     return infos
 
 
-def env_findings(providers: list[ProviderInfo], env_path: Path) -> list[Finding]:
+def declared_blocks(doc: envfile.EnvDocument) -> set[str]:
+    """The providers whose block is in `.env`, even with every value empty (as in Cypht's .env.example)."""
+    return {p for p in cypht.PROVIDERS if any(doc.get(k) is not None for k in cypht.provider_keys(p).all())}
+
+
+def env_findings(providers: list[ProviderInfo], env_path: Path, declared: set[str]) -> list[Finding]:
     found: list[Finding] = []
     ids = {p.client_id for p in providers if p.client_id}
     if len(ids) > 1:
         found.append(findings.providers_differ(
             f"{p.provider.upper()}_CLIENT_ID={p.client_id}" for p in providers if p.client_id))
     for p in providers:
-        if not p.client_id:
-            continue
         keys = cypht.provider_keys(p.provider)
+        if not p.client_id:
+            if p.provider in declared:
+                # The block is in .env with an empty client ID (Cypht's .env.example): Cypht still offers
+                # the provider and sends users to Microsoft without a client ID.
+                found.append(findings.missing_client_id(keys.client_id))
+            continue
         if not p.has_secret:
             found.append(findings.missing_secret(keys.client_secret))
         if not p.client_uri:
@@ -124,7 +133,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
     env_path = req.env_file
     now = utcnow()
     providers = read_env(doc)
-    found = env_findings(providers, env_path)
+    found = env_findings(providers, env_path, declared_blocks(doc))
     result = StatusResult(str(env_path), session.tenant_id, None, providers, [], found)
     app = await fetch_app(session, target)
     if app is None:

@@ -382,3 +382,51 @@ def test_readme_installs_from_the_source_tree() -> None:
     first_two = re.findall(r"```sh\n(.*?)```", readme, re.S)[:2]
     assert "pip install -q ." in first_two[0] and "provision --sandbox" in first_two[0]
     assert "pip install -q -e '.[test]'" in first_two[1]
+
+
+# 3. Empty keys in a block Cypht shows ------------------------------------------------------------
+
+def test_empty_keys_in_a_declared_block_are_a_finding(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    assert provision(cli, env_file.parent / "other.env").returncode == 0  # the app exists for this URL
+    env_file.write_text(CYPHT_EXAMPLE.replace("OUTLOOK_CLIENT_URI=http://localhost/?page=home", "OUTLOOK_CLIENT_URI=")
+                        .replace("OFFICE365_CLIENT_URI=http://localhost/?page=home", "OFFICE365_CLIENT_URI="))
+    s = status(cli, env_file, "--url", URL)
+    assert s.json["ok"] is False, s
+    empty = [f for f in s.json["findings"] if f["code"] == "missing-keys"]
+    assert {p for f in empty for p in ("OUTLOOK", "OFFICE365") if f"{p}_CLIENT_ID" in f["message"]} == {
+        "OUTLOOK", "OFFICE365"}
+    outlook = next(p for p in s.json["providers"] if p["provider"] == "outlook")
+    assert {"OUTLOOK_CLIENT_ID", "OUTLOOK_CLIENT_SECRET", "OUTLOOK_CLIENT_URI"} <= set(outlook["missing_keys"])
+    text = cli("status", "--env-file", str(env_file), "--url", URL)
+    assert "No problems found" not in text.stdout
+
+
+# 5. status on an app that does not exist ------------------------------------------------------------
+
+def test_status_of_an_app_that_does_not_exist_exits_5(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    env_file.write_text("")
+    r = status(cli, env_file, "--app-id", "00000000-0000-0000-0000-00000000abcd")
+    assert r.returncode == 5, r
+    assert [f["code"] for f in r.json["findings"]] == ["app-not-found"]
+
+
+# 12. Contradictions are refused ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("extra", [["--app-id", "00000000-0000-0000-0000-00000000abcd"], ["--verify-secret"],
+                                   ["--url", URL]])
+def test_status_all_refuses_options_about_one_app(cli: Cli, emulator: Any, extra: list[str]) -> None:
+    from tests.tool.conftest import graph_requests
+
+    emulator.clear_log()
+    r = cli("status", "--all", *extra, "--json")
+    assert r.returncode == 2, r
+    assert extra[0] in r.json["error"]["message"] and "--all" in r.json["error"]["message"]
+    assert graph_requests(emulator) == []
+
+
+def test_verbose_and_quiet_together_are_refused(cli: Cli, env_file: Path) -> None:
+    r = cli("status", "--env-file", str(env_file), "--verbose", "--quiet", "--json")
+    assert r.returncode == 2, r
+    assert "--verbose" in r.json["error"]["message"] and "--quiet" in r.json["error"]["message"]
