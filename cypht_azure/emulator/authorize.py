@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 CODE_LIFETIME = 600  # "about 10 minutes" (signin.md §2.2); the option auth_code_lifetime overrides it
 REDEEMED_CODE_MEMORY = 3600  # how long a redeemed code is remembered, to answer 54005
 REFRESH_INACTIVITY = 90 * 86400
+SPA_REFRESH_LIFETIME = 86400
 OIDC_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 OFFLINE_SCOPES = frozenset({"offline_access", "wl.offline_access"})
 LIVE_SCOPES = frozenset({
@@ -389,6 +390,8 @@ class CodeFlow:
             if authority.is_live:
                 raise self._bad_refresh(authority)
             raise exc.refresh_inactive(entry["issued"])
+        if entry.get("hard_expiry") is not None and moment > float(entry["hard_expiry"]):
+            raise exc.spa_refresh_expired(entry["issued"])
         account = _account_from(entry["account"])
         if entry["family"] != authority.family or not _serves(authority, account, self.tenants.work.tenant_id):
             raise self._bad_refresh(authority)
@@ -396,7 +399,7 @@ class CodeFlow:
             data["refresh_tokens"][_digest(token)]["last_used"] = moment
             self.directory.store.mark_dirty()
         scopes = self._token_scopes(entry["scopes"], form.get("scope"))
-        return self._tokens(authority, app, account, scopes, str(platform), base)
+        return self._tokens(authority, app, account, scopes, str(platform), base, entry.get("hard_expiry"))
 
     # ---------------------------------------------------------------- the checks behind both grants
 
@@ -477,11 +480,14 @@ class CodeFlow:
     # ---------------------------------------------------------------- the answers
 
     def _tokens(self, authority: Authority, app: Mapping[str, Any], account: Account, scopes: list[str],
-                platform: str, base: str, *, nonce: str | None = None) -> dict[str, Any]:
+                platform: str, base: str, hard_expiry: float | None = None, *,
+                nonce: str | None = None) -> dict[str, Any]:
         lowered = {s.lower() for s in scopes}
         refresh = None
         if lowered & OFFLINE_SCOPES:
-            refresh = self._new_refresh_token(authority, app["appId"], account, scopes, platform)
+            if platform == "spa" and hard_expiry is None:  # 24 hours, carried into its successors (§3.3)
+                hard_expiry = time.time() + SPA_REFRESH_LIFETIME
+            refresh = self._new_refresh_token(authority, app["appId"], account, scopes, platform, hard_expiry)
         if authority.is_live:
             answer: dict[str, Any] = {
                 "token_type": "bearer", "expires_in": 3600, "scope": " ".join(scopes),
@@ -516,7 +522,7 @@ class CodeFlow:
         return answer
 
     def _new_refresh_token(self, authority: Authority, client_id: str, account: Account, scopes: list[str],
-                           platform: str) -> str:
+                           platform: str, hard_expiry: float | None) -> str:
         if account.kind == "personal":
             token = f"M.C5{secrets.randbelow(90) + 10}_BAY.0.U.-C" + secrets.token_urlsafe(160)
         else:
@@ -525,7 +531,7 @@ class CodeFlow:
         with self.directory.store.write() as data:
             data["refresh_tokens"][_digest(token)] = {
                 "flow": "code", "family": authority.family, "client_id": client_id, "account": _account_record(account),
-                "scopes": scopes, "platform": platform, "last_used": moment,
+                "scopes": scopes, "platform": platform, "last_used": moment, "hard_expiry": hard_expiry,
                 "issued": dt.datetime.fromtimestamp(moment, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f0Z"),
             }
             self.directory.store.mark_dirty()
@@ -537,6 +543,8 @@ class CodeFlow:
             for entry in data["refresh_tokens"].values():
                 if entry.get("flow") == "code":
                     entry["last_used"] = float(entry["last_used"]) - seconds
+                    if entry.get("hard_expiry") is not None:
+                        entry["hard_expiry"] = float(entry["hard_expiry"]) - seconds
             self.directory.store.mark_dirty()
 
 

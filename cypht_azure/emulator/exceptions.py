@@ -494,6 +494,13 @@ def refresh_inactive(issued: str) -> TokenError:
                       f"was issued on {issued} and was inactive for 90.00:00:00.")
 
 
+def spa_refresh_expired(issued: str) -> TokenError:
+    return TokenError(400, "invalid_grant", 700084, "The refresh token was issued to a single page app (SPA), and "
+                      "therefore has a fixed, limited lifetime of 1.00:00:00, which cannot be extended. It is now "
+                      "expired and a new sign in request must be sent by the SPA to the sign in page. The token was "
+                      f"issued on {issued}.")
+
+
 def consumer_only_app(app_id: str, name: str) -> TokenError:
     return TokenError(400, "invalid_request", 9002331, consumer_only_app_description(app_id, name))
 

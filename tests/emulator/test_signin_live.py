@@ -170,3 +170,24 @@ def test_live_token_unknown_or_excluded_client(emulator: Emulator, signin: SignI
     assert (r.status_code, r.json()) == (400, {"error": "unauthorized_client", "error_description": NOT_FOR_CONSUMERS})
     r = signin.token(TOKEN, {"grant_type": "client_credentials", "client_id": client_id})
     assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+
+
+def test_the_sandbox_emulator_signs_in_at_once(tmp_path: object) -> None:
+    """`--sandbox` runs its in-process emulator with --sign-in auto: nobody could reach a page there."""
+    import ssl
+    from pathlib import Path
+
+    from cypht_azure import sandbox
+
+    info = sandbox.start(Path(str(tmp_path)))
+    assert info.sign_in == "auto"
+    ctx = ssl.create_default_context(cafile=info.ca_file)
+    token = httpx.post(f"{info.authority_host}/{info.tenant_id}/oauth2/v2.0/token", verify=ctx, data={
+        "grant_type": "client_credentials", "client_id": info.client_id, "client_secret": info.client_secret,
+        "scope": "https://graph.microsoft.com/.default"}).json()["access_token"]
+    app = httpx.post(f"{info.graph_url}/applications", verify=ctx, headers={"Authorization": f"Bearer {token}"},
+                     json={"displayName": "sandboxed", "signInAudience": "AzureADandPersonalMicrosoftAccount",
+                           "web": {"redirectUris": [RU]}, "api": {"requestedAccessTokenVersion": 2}}).json()
+    r = httpx.get(f"{info.authority_host}{AUTHORIZE}", verify=ctx,
+                  params=live_query(app["appId"], login_hint=PERSONAL))
+    assert redirected(r, RU + "?")["code"].startswith("M.C5")

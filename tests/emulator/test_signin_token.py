@@ -247,3 +247,30 @@ def test_row_36_consumer_only_app_at_common_token(emulator: Emulator, signin: Si
     assert_token_error(redeem(signin, client_id, secret, code), 400, "invalid_request", 9002331,
                        f"Application '{client_id}'(Mine) is configured for use by Microsoft Account users only.")
     assert redeem(signin, client_id, secret, code, path="/consumers/oauth2/v2.0/token").status_code == 200
+
+
+def test_row_28_spa_refresh_token_lives_24_hours_whatever_its_use(emulator: Emulator, signin: SignIn) -> None:
+    app = emulator.directory.create_application(displayName="SPA", signInAudience="AzureADMultipleOrgs",
+                                                spa={"redirectUris": [RU]})
+    client_id = app["appId"]
+    first = redeem(signin, client_id, None, code_for(signin, client_id)).json()
+    form = {"client_id": client_id, "refresh_token": first["refresh_token"], "grant_type": "refresh_token"}
+    emulator.tokens.code_flow.age_refresh_tokens(20 * 3600)
+    second = signin.token(TOKEN, form)
+    assert second.status_code == 200, second.text  # used within the day, and replaced...
+    emulator.tokens.code_flow.age_refresh_tokens(5 * 3600)
+    r = signin.token(TOKEN, {**form, "refresh_token": second.json()["refresh_token"]})
+    assert_token_error(r, 400, "invalid_grant", 700084, "The refresh token was issued to a single page app (SPA), "
+                       "and therefore has a fixed, limited lifetime of 1.00:00:00, which cannot be extended.")
+
+
+def test_rows_37_38_client_credentials_service_principal_after_the_secret(emulator: Emulator,
+                                                                          signin: SignIn) -> None:
+    client_id, secret = web_app(emulator)  # no service principal
+    tenant = emulator.info["tenant_id"]
+    form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret,
+            "scope": "https://graph.microsoft.com/.default"}
+    assert_token_error(signin.token(f"/{tenant}/oauth2/v2.0/token", form), 401, "invalid_client", 7000229,
+                       f"The client application {client_id} is missing service principal in the tenant {tenant}.")
+    assert_token_error(signin.token(f"/{tenant}/oauth2/v2.0/token", {**form, "client_secret": "wrong"}), 401,
+                       "invalid_client", 7000215, "Invalid client secret provided.")
