@@ -143,7 +143,7 @@ class CodeFlow:
         audience = str(app.get("signInAudience")) if app else ""
         if live:
             if app is None or audience not in PERSONAL_AUDIENCES:
-                raise exc.live_page("unauthorized_client", exc.NOT_FOR_CONSUMERS)
+                raise exc.not_for_consumers_page()
         elif app is None:
             hint = self.tenants.find(query.get("login_hint") or "")
             if authority.kind == "consumers" or (authority.kind == "common" and hint and hint.kind == "personal"):
@@ -448,8 +448,8 @@ class CodeFlow:
 
     @staticmethod
     def _live_code_error(expired: bool) -> exc.TokenError:
-        text = "The provided value for the 'code' parameter is not valid." + (" The code has expired." if expired else "")
-        return exc.TokenError(400, "invalid_grant", 0, text)
+        """Live's texts are the MSA ones without an AADSTS number (signin.md §4.3)."""
+        return exc.TokenError(400, "invalid_grant", 0, exc.msa_code_invalid(expired).description)
 
     def _bad_code(self, authority: Authority, *, personal: bool, expired: bool) -> exc.TokenError:
         if authority.is_live:

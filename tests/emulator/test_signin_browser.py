@@ -98,6 +98,14 @@ def named(driver: Any, name: str) -> Any:
     return found[0]
 
 
+def shows(driver: Any, *texts: str) -> None:
+    """Wait for the page the last click led to (a form submission may still be loading)."""
+    deadline = time.monotonic() + 15
+    while not all(t in driver.page_source for t in texts):
+        assert time.monotonic() < deadline, (texts, driver.page_source[:2000])
+        time.sleep(0.05)
+
+
 def arrive(driver: Any, prefix: str) -> dict[str, str]:
     deadline = time.monotonic() + 15
     while not driver.current_url.startswith(prefix):
@@ -115,8 +123,7 @@ def test_a_person_signs_in_consents_and_the_app_redeems_the_code(emulator: Emula
     browser.get(f"{emulator.base_url}/common/oauth2/v2.0/authorize?{urlencode(query)}")
     assert browser.title == "Sign in to your account"
     named(browser, f"Sign in as {WORK}").click()
-    arrive(browser, emulator.base_url)
-    assert "Permissions requested" in browser.page_source and "IMAP.AccessAsUser.All" in browser.page_source
+    shows(browser, "Permissions requested", "IMAP.AccessAsUser.All")
     named(browser, "Accept").click()
     params = arrive(browser, callback)
     assert params["state"] == "s1"
@@ -133,8 +140,7 @@ def test_a_person_types_an_account_at_live_and_cancels(emulator: Emulator, brows
     browser.get(f"{emulator.base_url}/oauth20_authorize.srf?{urlencode(query)}")
     named(browser, "Email, phone, or Skype").send_keys(PERSONAL)
     named(browser, "Next").click()
-    arrive(browser, emulator.base_url)
-    assert PERSONAL in browser.page_source and "wl.imap" in browser.page_source
+    shows(browser, "Permissions requested", PERSONAL, "wl.imap")
     named(browser, "Cancel").click()
     params = arrive(browser, callback)
     assert params == {"error": "access_denied", "state": "nux_authorization",
