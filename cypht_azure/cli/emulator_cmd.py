@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from cypht_azure.cli.common import choices
 from cypht_azure.cli.help import GroupedCommand
 from cypht_azure.errors import ExitCode
 
+SIGN_IN_MODES = ("page", "auto")  # the emulator's own list, not imported here: --help stays fast
 
-class SignIn(str, Enum):
-    page = "page"
-    auto = "auto"
+
+def _sign_in_mode(value: str) -> str:
+    if value not in SIGN_IN_MODES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(SIGN_IN_MODES)}.")
+    return value
 
 
 def emulator(
@@ -30,10 +33,10 @@ def emulator(
         "--host", metavar="NAME",
         help="An extra host name or IP address for the TLS certificate, e.g. the name a Cypht container "
              "reaches the emulator by. Repeatable.")] = None,
-    sign_in: Annotated[SignIn, typer.Option(
-        "--sign-in", metavar="MODE",
+    sign_in: Annotated[str, typer.Option(
+        "--sign-in", metavar=choices(SIGN_IN_MODES), callback=_sign_in_mode,
         help="page: a person signs in on the emulator's sign-in page (choose an account, consent). auto: "
-             "authorize redirects at once with a code for the account login_hint names.")] = SignIn.page,
+             "authorize redirects at once with a code for the account login_hint names.")] = "page",
 ) -> None:
     """Serve a local emulator of Microsoft Entra ID sign-in and Microsoft Graph over HTTPS until interrupted.
 
@@ -49,7 +52,7 @@ def emulator(
 
     gc.enable()  # the CLI runs without the cycle collector (cli/__init__.py); a server must not
     try:
-        serve(state_dir, port=port, bind=bind, hosts=hosts or [], sign_in=sign_in.value)
+        serve(state_dir, port=port, bind=bind, hosts=hosts or [], sign_in="auto" if sign_in == "auto" else "page")
     except EmulatorStartError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(int(ExitCode.FAILED)) from None

@@ -170,3 +170,20 @@ def test_beyond_loopback_the_admin_endpoints_need_the_admins_token() -> None:
         assert httpx.get(f"{emu.base_url}/_emulator/info", verify=ctx, headers=admin).json()["bind"] == "0.0.0.0"
     with Emulator() as emu:  # on loopback, local clients need no token
         assert httpx.get(f"{emu.base_url}/_emulator/faults", verify=ca_context(emu)).status_code == 200
+
+
+def test_the_commands_sign_in_switch(tmp_path: Path) -> None:
+    bad = subprocess.run([sys.executable, "-m", "cypht_azure", "emulator", "--state-dir", str(tmp_path),
+                          "--sign-in", "bogus"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "'bogus' is not one of page, auto." in bad.stderr
+    proc, info = _start(tmp_path, "--sign-in", "auto")
+    try:
+        assert info["sign_in"] == "auto"
+        ctx = ssl.create_default_context(cafile=info["ca_file"])
+        r = httpx.get(f"{info['authority_host']}/{info['tenant_id']}/oauth2/v2.0/authorize", verify=ctx, params={
+            "client_id": info["device_code_client_id"], "response_type": "code", "redirect_uri": "http://localhost",
+            "scope": "openid", "login_hint": info["admin_user"]})
+        assert r.status_code == 302 and r.headers["location"].startswith("http://localhost?code=")
+    finally:
+        out, _ = _stop(proc)
+    assert "Sign-in (auto:" in out
