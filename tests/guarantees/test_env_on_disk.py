@@ -239,6 +239,28 @@ def test_bind_mounted_env_is_written_in_place_by_provision_and_rotate(
     _secret_works(emulator, host)
 
 
+def test_kill_during_the_in_place_write_is_repaired_by_the_next_run(
+    emulator: Any, tmp_path: Path, bind_mounted: tuple[Path, Path],
+) -> None:
+    """SIGKILL in the fsync of the in-place write (the new text is in the file, the backup beside it):
+    the next run puts the old text back first, then rotates; the killed run's secret is an orphan
+    it removes."""
+    host, env_file = bind_mounted
+    env = base_env(emulator, tmp_path / "home")
+    assert run_cli(env, *command_args("provision", env_file)).returncode == 0
+    before = invariant.snapshot(env_file)
+    _kill_in_write(_with_inject(env, CYPHT_AZURE_TEST_FAIL_WRITE="PAUSE-on-fsync",
+                                CYPHT_AZURE_TEST_PAUSE_PATH=str(env_file)),
+                   command_args("rotate-secret", env_file), tmp_path / "control")
+    backup = env_file.with_name(f".{env_file.name}.cypht-azure.backup")
+    assert backup.read_bytes() == before.data and stat.S_IMODE(backup.stat().st_mode) == 0o600
+    run = run_cli(env, *command_args("rotate-secret", env_file, "--json"))
+    assert run.returncode == 0, run
+    assert sorted(os.listdir(env_file.parent)) == [".env"]
+    invariant.check(emulator, before, run, command="rotate-secret", require_changed=True)
+    _secret_works(emulator, host)
+
+
 def test_torn_in_place_write_is_repaired_from_the_backup(
     emulator: Any, tmp_path: Path, bind_mounted: tuple[Path, Path],
 ) -> None:

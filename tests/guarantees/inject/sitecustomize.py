@@ -5,7 +5,8 @@ Put this folder first on PYTHONPATH and set:
 - CYPHT_AZURE_TEST_FAIL_WRITE to ENOSPC-on-write (os.write fails with ENOSPC), EIO-on-fsync (os.fsync
   fails with EIO) or PAUSE-on-fsync (the fsync writes CYPHT_AZURE_TEST_PAUSE_FILE and waits to be
   killed, the secret already written into the temporary file). Only file descriptors of the tool's
-  temporary file are affected: a `.<name>.cypht-azure-<hex>.tmp` file or an anonymous O_TMPFILE one;
+  temporary file are affected: a `.<name>.cypht-azure-<hex>.tmp` file or an anonymous O_TMPFILE one
+  (or, with CYPHT_AZURE_TEST_PAUSE_PATH, that one file: a bind-mounted .env written in place);
   every other write goes through unchanged.
 - CYPHT_AZURE_TEST_NO_TMPFILE=1: opening with O_TMPFILE fails with EOPNOTSUPP, as on file systems
   without it.
@@ -28,9 +29,12 @@ _TEMP = re.compile(r"/\.[^/]+\.cypht-azure-[0-9a-f]+\.tmp$|/#\d+ \(deleted\)$")
 
 def _is_temp(fd: int) -> bool:
     try:
-        return bool(_TEMP.search(os.readlink(f"/proc/self/fd/{fd}")))
+        target = os.readlink(f"/proc/self/fd/{fd}")
     except OSError:
         return False
+    if os.environ.get("CYPHT_AZURE_TEST_PAUSE_PATH"):
+        return target == os.environ["CYPHT_AZURE_TEST_PAUSE_PATH"]
+    return bool(_TEMP.search(target))
 
 
 if _MODE == "ENOSPC-on-write":
