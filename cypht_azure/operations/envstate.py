@@ -157,6 +157,14 @@ def preflight(target: envdisk.EnvTarget, doc: envfile.EnvDocument, providers: li
                                 redirect_uri=doc.get(keys.client_uri) or _SAMPLE_URI), block_comment=BLOCK_COMMENT)
 
 
+def recheck(path: Path) -> None:
+    """Right before a secret is created: the disk checks of `preflight()` once more, on the `.env`
+    this command opened (its mode, owner, ACLs or mount may have changed while Graph was called)."""
+    target = _OPEN.get(Path(path))
+    if target is not None:
+        target.preflight()
+
+
 def write_env(path: Path, text: str, *, updates: Mapping[str, str | None] | None = None,
               block_comment: str | None = BLOCK_COMMENT) -> None:
     """Replace `.env` after Graph was changed: the commit point of a command.
