@@ -12,7 +12,7 @@ class LogEntry:
     method: str
     path: str  # as sent, with the query string
     status: int  # 0 when the connection was dropped without an answer
-    kind: str  # token | openid | devicecode | graph | arm | admin
+    kind: str  # token | openid | devicecode | authorize | graph | arm | admin
     timestamp: float
     grant_type: str | None = None
     client_id: str | None = None
