@@ -404,6 +404,8 @@ class EnvTarget:
             text = rebase(base)
         else:
             raise _changed(self.path)
+        if self._seen[0] is not None:
+            self._check_file_writable(self._seen[0])  # made read-only meanwhile: not ours to rewrite
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError:

@@ -264,6 +264,7 @@ async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_
                 endpoints=endpoints,
             ))
         else:
+            envstate.recheck(env_path)  # the file may have changed while Graph was called
             removed = await make_room_for_secret(session, app, env_path, keep=all_held_ids)
             for key in removed:
                 actions.append(f"Removed the unused cypht-azure client secret {key} to make room.")

@@ -132,6 +132,7 @@ async def rotate(session: Session, req: RotateRequest, target: Target, doc: envf
             actions.append(f"Then remove the superseded secrets: {', '.join(superseded)}.")
         return result
 
+    envstate.recheck(env_path)  # the file may have changed while Graph was called
     room = await make_room_for_secret(session, app, env_path, keep=held)
     result.removed_key_ids.extend(room)
     created = await graph.add_password(object_id, display_name=new_secret_name(now, env_path), end=end)

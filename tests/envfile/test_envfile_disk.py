@@ -178,3 +178,14 @@ def test_parse_errors_name_the_path_given(tmp_path: Path) -> None:
     with pytest.raises(EnvFileError) as caught:
         envdisk.load(env)
     assert str(env) in str(caught.value) and "line 1" in str(caught.value)
+
+
+def test_commit_refuses_a_file_made_read_only_after_the_read(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text("A=1\n")
+    with envdisk.open_target(env) as target:
+        doc = target.read()
+        env.chmod(0o444)
+        with pytest.raises(EnvFileError, match="read-only"):
+            target.commit(doc.updated({"A": "2"}).render(), rebase=lambda now: now.updated({"A": "2"}).render())
+    assert env.read_text() == "A=1\n"

@@ -305,6 +305,22 @@ def test_read_only_file_is_refused_even_as_root(emulator: Any, tmp_path: Path, c
     assert env_file.read_bytes() == before.data and stat.S_IMODE(env_file.stat().st_mode) == 0o444
 
 
+def test_file_made_read_only_during_the_sign_in_is_refused_before_the_secret(emulator: Any, tmp_path: Path) -> None:
+    """The disk checks run again right before the secret is created: a file made read-only while the
+    run was signing in stops it there, with no secret added."""
+    _needs_root()
+    env_file = tmp_path / "cypht" / ".env"
+    seed_provisioned(emulator, env_file)
+    before = invariant.snapshot(env_file)
+    emulator.clear_log()
+    run = run_acting(base_env(emulator, tmp_path / "home"), command_args("rotate-secret", env_file),
+                     tmp_path / "control", lambda: env_file.chmod(0o444))
+    problems = invariant.cli_failure_is_clean(run, codes={2}, cause=("read-only",))
+    assert not problems, "\n".join(problems) + f"\n{run}"
+    assert not [p for m, p in writes(emulator) if p.endswith("/addPassword")], writes(emulator)
+    assert env_file.read_bytes() == before.data
+
+
 def test_owner_who_cannot_keep_the_group_is_refused_before_any_request(
     emulator: Any, shared: Path,
 ) -> None:
