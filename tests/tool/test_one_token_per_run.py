@@ -9,7 +9,6 @@ PATH records each start and hands over to the real Azure CLI, which is signed in
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import json
 import os
 import subprocess
@@ -50,29 +49,13 @@ def test_environment_secret(cli: Cli, emulator: Any, env_file: Path) -> None:
     run_each_command(cli, emulator, env_file, {}, lambda: granted_tokens(emulator, admin))
 
 
-def _rsa_key_and_certificate() -> bytes:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import NameOID
-
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cypht-azure ci")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
-    return key_pem + cert.public_bytes(serialization.Encoding.PEM)
-
-
 def test_environment_certificate(cli: Cli, emulator: Any, env_file: Path, tmp_path: Path) -> None:
-    pem = _rsa_key_and_certificate()
-    cert_only = pem[pem.index(b"-----BEGIN CERTIFICATE-----"):]
-    client_id, _ = emulator.directory.add_app_identity("ci-certificate", certificate_pem=cert_only)
+    from tests.emulator.test_credentials import _rsa_certificate_pem
+
+    cert_pem, key_pem = _rsa_certificate_pem()
+    client_id, _ = emulator.directory.add_app_identity("ci-certificate", certificate_pem=cert_pem)
     path = tmp_path / "ci.pem"
-    path.write_bytes(pem)
+    path.write_bytes(key_pem + cert_pem)
     env = {"AZURE_CLIENT_ID": client_id, "AZURE_CLIENT_SECRET": "", "AZURE_CLIENT_CERTIFICATE_PATH": str(path)}
     run_each_command(cli, emulator, env_file, env, lambda: granted_tokens(emulator, client_id))
     assert any(e.client_id == client_id and e.status == 200 for e in emulator.request_log), "signed in by certificate"
