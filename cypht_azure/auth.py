@@ -162,8 +162,11 @@ def _workload_identity_credential(settings: SignInSettings) -> TokenCredential |
 def _managed_identity_credential(settings: SignInSettings) -> TokenCredential:
     from azure.identity import ManagedIdentityCredential
 
+    kw: dict[str, Any] = {}
+    if settings.endpoints.ca_file:  # a private identity endpoint (or an emulator) with its own CA
+        kw["connection_verify"] = settings.endpoints.ca_file
     client_id = os.environ.get("AZURE_CLIENT_ID")
-    return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    return ManagedIdentityCredential(client_id=client_id, **kw) if client_id else ManagedIdentityCredential(**kw)
 
 
 def _azure_cli_credential(settings: SignInSettings) -> TokenCredential:

@@ -242,6 +242,27 @@ class TokenService:
         return {"token_type": "Bearer", "expires_in": ACCESS_TOKEN_LIFETIME,
                 "ext_expires_in": ACCESS_TOKEN_LIFETIME, "access_token": token}
 
+    def managed_identity(self, query: Mapping[str, str], identity_header: str | None) -> dict[str, Any]:
+        """App Service's managed identity endpoint (IDENTITY_ENDPOINT, api-version 2019-08-01): a token for
+        the user-assigned identity ``client_id`` names, an app identity of this directory; no secret."""
+        tid = self.directory.tenant_id
+        if not identity_header:
+            raise exc.TokenError(400, "invalid_request", 0, "The X-IDENTITY-HEADER header is missing.")
+        resource = query.get("resource", "")
+        audience = audience_for(resource)
+        if audience is None:
+            raise exc.resource_not_found(resource, tid)
+        client_id = query.get("client_id", "")
+        caller = self.directory.caller_for_app(client_id) if client_id else None
+        if caller is None or not caller.object_id:
+            raise exc.TokenError(400, "invalid_request", 0,
+                                 f"No managed identity with client_id {client_id!r} is assigned to this resource.")
+        roles = sorted(caller.roles) if audience == "https://graph.microsoft.com" else []
+        token = self.access_token(tid=tid, oid=caller.object_id, appid=client_id, idtyp="app", audience=audience,
+                                  roles=roles)
+        return {"access_token": token, "expires_on": str(int(time.time()) + ACCESS_TOKEN_LIFETIME),
+                "resource": resource, "token_type": "Bearer", "client_id": client_id}
+
     # -- client assertions -------------------------------------------------
 
     def check_assertion(self, app: dict[str, Any], assertion: str, tid: str) -> None:

@@ -115,6 +115,14 @@ class Handlers:
         payload = self.tokens.token(m.group("tenant"), req.form(), req.base_url, basic_credentials(req))
         return Response.json(200, payload, LOGIN_JSON, **login_headers(req))
 
+    def managed_identity_token(self, req: Request, m: Match, caller: Caller | None) -> Response:
+        try:
+            payload = self.tokens.managed_identity(req.query, req.headers.get("x-identity-header"))
+        except exc.TokenError as error:  # App Service's own error shape, not OAuth's
+            return Response.json(error.status, {"statusCode": error.status, "message": error.description},
+                                 "application/json; charset=utf-8")
+        return Response.json(200, payload, "application/json; charset=utf-8")
+
     def device_code(self, req: Request, m: Match, caller: Caller | None) -> Response:
         payload = self.tokens.device_code(m.group("tenant"), req.form(), req.base_url)
         return Response.json(200, payload, LOGIN_JSON, **login_headers(req))

@@ -36,6 +36,8 @@ ROUTES: list[Route] = [
     _r("POST", TENANT + r"/oauth2/v2\.0/token", "token", "token"),
     _r("POST", TENANT + r"/oauth2/token", "token", "token"),
     _r("POST", TENANT + r"/oauth2/v2\.0/devicecode", "device_code", "devicecode"),
+    # App Service's managed identity endpoint (IDENTITY_ENDPOINT + IDENTITY_HEADER)
+    _r("GET", r"/msi/token", "managed_identity_token", "token"),
     # the authorization-code flow: v2 and login.live.com (signin.py, authorize.py)
     _r("GET POST", TENANT + r"/oauth2/v2\.0/authorize", "authorize", "authorize"),
     _r("GET POST", r"/oauth20_authorize\.srf", "live_authorize", "authorize"),

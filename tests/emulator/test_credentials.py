@@ -213,3 +213,22 @@ def test_refresh_token_grant_after_device_code(emulator: Emulator) -> None:
         reused = client.post(f"{base}/token", data={"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
                                                     "client_id": form["client_id"], "device_code": code["device_code"]})
         assert reused.status_code == 400 and reused.json()["error"] == "bad_verification_code"
+
+
+def test_managed_identity_credential_at_the_app_service_endpoint(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from azure.identity import ManagedIdentityCredential
+
+    client_id, _ = emulator.directory.add_app_identity("app-service-identity", roles=["Application.Read.All"])
+    monkeypatch.setenv("IDENTITY_ENDPOINT", emulator.info["authority_host"] + "/msi/token")
+    monkeypatch.setenv("IDENTITY_HEADER", "from-the-platform")
+    cred = ManagedIdentityCredential(client_id=client_id, connection_verify=emulator.info["ca_file"])
+    claims = _claims(cred.get_token(GRAPH_SCOPE).token)
+    assert claims["appid"] == client_id and claims["roles"] == ["Application.Read.All"]
+    assert claims["aud"] == "https://graph.microsoft.com" and claims["tid"] == emulator.info["tenant_id"]
+
+    stranger = ManagedIdentityCredential(client_id="00000000-0000-0000-0000-000000000001",
+                                         connection_verify=emulator.info["ca_file"])
+    with pytest.raises(ClientAuthenticationError, match="No managed identity"):
+        stranger.get_token(GRAPH_SCOPE)

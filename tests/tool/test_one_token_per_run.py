@@ -125,8 +125,8 @@ def test_azure_cli_starts_az_once_per_command(cli: Cli, emulator: Any, env_file:
     assert all(line.startswith("account get-access-token") for line in spawns.read_text().splitlines())
 
 
-# Managed identity has no endpoint in the emulator: that it goes through the same cache as every
-# other method is checked where the credential is built, and the cache's rules without a server.
+# That every method goes through the same cache is checked where the credential is built, and the
+# cache's rules without a server.
 
 @pytest.mark.parametrize("method", ["azure-cli", "environment", "workload-identity", "managed-identity",
                                     "device-code", "browser", "auto"])
@@ -232,3 +232,16 @@ def test_browser(auto_sign_in_emulator: Any, home: Path, env_file: Path, tmp_pat
     assert len(opened.read_text().splitlines()) == len(COMMANDS)  # one browser sign-in per command
     assert {e.grant_type for e in emulator.request_log if e.kind == "token" and e.client_id == public_client} == {
         "authorization_code"}
+
+
+def test_managed_identity(cli: Cli, emulator: Any, env_file: Path) -> None:
+    """App Service's managed identity: IDENTITY_ENDPOINT answered by the emulator for a user-assigned identity."""
+    client_id, _ = emulator.directory.add_app_identity("app-service-identity")
+    env = {"CYPHT_AZURE_AUTH": "managed-identity", "AZURE_CLIENT_ID": client_id, "AZURE_CLIENT_SECRET": "",
+           "IDENTITY_ENDPOINT": emulator.info["authority_host"] + "/msi/token", "IDENTITY_HEADER": "from-the-platform"}
+
+    def identity_tokens() -> int:
+        return sum(1 for e in emulator.request_log if e.path.startswith("/msi/token") and e.status == 200)
+
+    run_each_command(cli, emulator, env_file, env, identity_tokens)
+    assert granted_tokens(emulator, client_id) == 0  # no client credentials: the platform's endpoint only
