@@ -13,7 +13,7 @@ from typing import Any
 
 from cypht_azure import cypht, envfile
 from cypht_azure.operations import envstate, findings
-from cypht_azure.operations.apps import Target, fetch_app
+from cypht_azure.operations.apps import Target, fetch_app, find_deleted
 from cypht_azure.operations.findings import Finding
 from cypht_azure.operations.secrets import key_id_of, owner_label
 from cypht_azure.operations.session import Session, parse_time, utcnow, verify_secret
@@ -137,12 +137,9 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
     result = StatusResult(str(env_path), session.tenant_id, None, providers, [], found)
     app = await fetch_app(session, target)
     if app is None:
-        deleted = []
-        if target.app_id:
-            deleted = await session.graph.list_deleted_applications(
-                filter=f"appId eq '{target.app_id}'", select=["id", "appId", "displayName", "deletedDateTime"])
-        if deleted and target.app_id:
-            found.append(findings.app_deleted(target.app_id, deleted[0].get("deletedDateTime")))
+        deleted = await find_deleted(session, target)
+        if deleted is not None:
+            found.append(findings.app_deleted(str(deleted.get("appId")), deleted.get("deletedDateTime")))
         else:
             found.append(findings.app_not_found(str(target.app_id or target.unique_name), target.source,
                                                 session.tenant_id))

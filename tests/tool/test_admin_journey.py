@@ -430,3 +430,33 @@ def test_verbose_and_quiet_together_are_refused(cli: Cli, env_file: Path) -> Non
     r = cli("status", "--env-file", str(env_file), "--verbose", "--quiet", "--json")
     assert r.returncode == 2, r
     assert "--verbose" in r.json["error"]["message"] and "--quiet" in r.json["error"]["message"]
+
+
+# 4. --url finds deprovisioned apps ----------------------------------------------------------------
+
+def test_status_by_url_finds_a_deleted_app(cli: Cli, emulator: Any, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    made = provision(cli, env_file).json
+    assert cli("deprovision", "--env-file", str(env_file), "--yes").returncode == 0
+    s = status(cli, env_file, "--url", URL)
+    assert s.returncode == 0, s
+    deleted = [f for f in s.json["findings"] if f["code"] == "app-deleted"]
+    assert len(deleted) == 1 and "app-not-found" not in codes(s.json)
+    assert f"restore --app-id {made['client_id']}" in deleted[0]["fix"]
+
+
+# 12. --url that contradicts the app .env names ----------------------------------------------------
+
+def test_rotate_with_a_url_of_another_app_is_refused(cli: Cli, emulator: Any, env_file: Path) -> None:
+    from tests.tool.conftest import writes
+
+    env_file.parent.mkdir()
+    assert provision(cli, env_file).returncode == 0
+    before = env_file.read_text()
+    emulator.clear_log()
+    r = cli("rotate-secret", "--env-file", str(env_file), "--url", "https://other.example.org", "--json")
+    assert r.returncode == 2, r
+    assert "https://other.example.org" in r.json["error"]["message"]
+    assert writes(emulator) == [] and env_file.read_text() == before
+    same = cli("rotate-secret", "--env-file", str(env_file), "--url", URL, "--json")
+    assert same.returncode == 0, same
