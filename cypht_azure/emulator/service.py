@@ -231,6 +231,10 @@ class Emulator:
 
 def _usage(info: dict[str, Any], info_file: Path) -> str:
     base = info["authority_host"]
+    # Cypht (e.g. in a container) reaches the emulator by the first --host name, if one was given.
+    first = info["hosts"][0] if info["hosts"] else None
+    port = base.rsplit(":", 1)[1]
+    cypht_base = base if first is None else f"https://[{first}]:{port}" if ":" in first else f"https://{first}:{port}"
     secret = ("\"$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[\"admin_client_secret\"])' "
               f"{shlex.quote(str(info_file))})\"")
     lines = [
@@ -260,10 +264,10 @@ def _usage(info: dict[str, Any], info_file: Path) -> str:
         f"Sign-in ({info['sign_in']}: "
         + ("a browser signs in on the emulator's page" if info["sign_in"] == "page"
            else "authorize answers at once for the login_hint account") + "); for Cypht's .env:",
-        f"  OUTLOOK_AUTH_URI={info['live_authorize_url']}",
-        f"  OUTLOOK_TOKEN_URI={info['live_token_url']}",
-        f"  OFFICE365_AUTH_URI={base}/common/oauth2/v2.0/authorize",
-        f"  OFFICE365_TOKEN_URI={base}/common/oauth2/v2.0/token",
+        f"  OUTLOOK_AUTH_URI={cypht_base}/oauth20_authorize.srf",
+        f"  OUTLOOK_TOKEN_URI={cypht_base}/oauth20_token.srf",
+        f"  OFFICE365_AUTH_URI={cypht_base}/common/oauth2/v2.0/authorize",
+        f"  OFFICE365_TOKEN_URI={cypht_base}/common/oauth2/v2.0/token",
         "",
         "Press Ctrl+C to stop.",
     ]

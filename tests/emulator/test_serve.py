@@ -176,7 +176,7 @@ def test_the_commands_sign_in_switch(tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "cypht_azure", "emulator", "--state-dir", str(tmp_path),
                           "--sign-in", "bogus"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "'bogus' is not one of page, auto." in bad.stderr
-    proc, info = _start(tmp_path, "--sign-in", "auto")
+    proc, info = _start(tmp_path, "--sign-in", "auto", "--host", "cypht-emulator.test")
     try:
         assert info["sign_in"] == "auto"
         ctx = ssl.create_default_context(cafile=info["ca_file"])
@@ -187,3 +187,5 @@ def test_the_commands_sign_in_switch(tmp_path: Path) -> None:
     finally:
         out, _ = _stop(proc)
     assert "Sign-in (auto:" in out
+    port = info["authority_host"].rsplit(":", 1)[1]
+    assert f"OUTLOOK_AUTH_URI=https://cypht-emulator.test:{port}/oauth20_authorize.srf" in out  # what Cypht uses
