@@ -123,6 +123,8 @@ class Pipeline:
         if kind in ("token", "devicecode"):
             form = req.form()
             grant_type, client_id = form.get("grant_type"), form.get("client_id")
+        elif kind == "authorize":
+            client_id = req.query.get("client_id")
         self.log.append(LogEntry(
             method=req.method, path=req.raw_path, status=resp.status, kind=kind, timestamp=time.time(),
             grant_type=grant_type, client_id=client_id, fault=fault,

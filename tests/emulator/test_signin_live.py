@@ -49,6 +49,9 @@ def test_row_39_live_sign_in_and_consent_give_an_msa_code(emulator: Emulator, si
     params = redirected(signin.authorize(AUTHORIZE, q, form={"login": PERSONAL, "consent": "accept"}), RU + "?")
     assert list(params) == ["code", "state"] and params["state"] == "nux_authorization"
     assert re.fullmatch(r"M\.C5\d\d_BAY\.2\.U\.[0-9a-f-]{36}", params["code"])
+    logged = [(e.method, e.kind, e.client_id, e.status) for e in emulator.request_log]
+    assert logged == [("GET", "authorize", client_id, 200), ("POST", "authorize", client_id, 200),
+                      ("POST", "authorize", client_id, 302)]
 
 
 @pytest.mark.emulator(sign_in="auto")
