@@ -152,6 +152,7 @@ class Output:
         self._live = False
         self._wait: tuple[str, float] | None = None  # (message, when that wait began)
         self._last_plain = 0.0
+        self._carried: list[tuple[str, str, str | None]] | None = None
 
     # Progress (the Progress protocol of operations.session)
     def step(self, message: str) -> None:
@@ -188,21 +189,30 @@ class Output:
         sys.stderr.flush()
         self._live = True
 
+    def contextual(self, text: str) -> str:
+        """`text` with the commands it suggests completed by this run's --sandbox, --env-file, --tenant …"""
+        from cypht_azure.cli.help import carried_options, with_context
+
+        if self._carried is None:
+            self._carried = carried_options()
+        return with_context(text, self._carried)
+
     def note(self, message: str) -> None:
         if not self.quiet:
             self.finish()
-            print(message, file=sys.stderr if self.json else sys.stdout, flush=True)
+            print(self.contextual(message), file=sys.stderr if self.json else sys.stdout, flush=True)
 
     def warn(self, message: str) -> None:
         self.finish()
-        print(self._yellow(f"warning: {message}"), file=sys.stderr, flush=True)
+        print(self._yellow(f"warning: {self.contextual(message)}"), file=sys.stderr, flush=True)
 
     def error(self, exc: BaseException, code: int) -> None:
         self.finish()
-        print(self._red(f"error: {exc}"), file=sys.stderr, flush=True)
+        print(self._red(f"error: {self.contextual(str(exc))}"), file=sys.stderr, flush=True)
         if self.json:
-            print(error_document(type(exc).__name__, getattr(exc, "message", str(exc)),
-                                 getattr(exc, "hint", None), code))
+            hint = getattr(exc, "hint", None)
+            print(error_document(type(exc).__name__, self.contextual(getattr(exc, "message", str(exc))),
+                                 self.contextual(hint) if hint else hint, code))
 
     def document(self, data: dict[str, Any]) -> None:
         import json

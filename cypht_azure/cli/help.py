@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
+import shlex
 from typing import Any
 
 from typer._click.exceptions import UsageError
@@ -91,3 +93,63 @@ class RootGroup(TyperGroup):
         except UsageError as exc:
             report_usage_error(exc, given, ctx)
             raise
+
+
+# --- commands suggested in messages keep the options this run was given --------------------------------
+
+# Options that decide which tenant, emulator or file a suggested command acts on: a suggestion without
+# them would act elsewhere (or on the real tenant after a --sandbox run).
+CARRIED = ("sandbox", "sandbox_dir", "env_file", "tenant", "cloud", "authority_host", "graph_url", "ca_file", "auth")
+_SUGGESTED = re.compile(r"cypht-azure (?P<command>[a-z][a-z-]*)(?P<args>[^`\n]*)")
+
+
+def carried_options() -> list[tuple[str, str, str | None]]:
+    """(parameter name, flag, value or None for a switch) of each CARRIED option this run took from its
+    command line; options from the environment stay in the environment for the next command too."""
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is None:
+        return []
+    found = []
+    for param in ctx.command.params:
+        if param.name in CARRIED and ctx.get_parameter_source(param.name) is ParameterSource.COMMANDLINE:
+            value = ctx.params.get(param.name)
+            if value in (None, False):
+                continue
+            found.append((param.name, param.opts[0], None if value is True else str(value)))
+    return found
+
+
+def accepted_options(command: str) -> set[str]:
+    """The parameter names `cypht-azure COMMAND` takes (empty for an unknown command)."""
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    root = ctx.find_root() if ctx is not None else None
+    if root is None or not hasattr(root.command, "get_command"):
+        return set()
+    sub = root.command.get_command(root, command)
+    return {p.name for p in sub.params if p.name} if sub is not None else set()
+
+
+def with_context(text: str, carried: list[tuple[str, str, str | None]]) -> str:
+    """Add the carried options to every `cypht-azure COMMAND …` the text suggests, where that command
+    takes them and the suggestion does not name them already."""
+    if not carried or "cypht-azure " not in text:
+        return text
+
+    def extend(match: re.Match[str]) -> str:
+        command, args = match.group("command"), match.group("args")
+        accepted = accepted_options(command)
+        extra = "".join(f" {flag}" + (f" {shlex.quote(value)}" if value is not None else "")
+                        for name, flag, value in carried if name in accepted and flag not in args)
+        if not extra:
+            return match.group(0)
+        quoted = text[match.end():match.end() + 1] == "`"
+        core = args.rstrip()
+        stop = "." if not quoted and core.endswith(".") else ""  # a sentence's full stop stays last
+        return f"cypht-azure {command}{core[:len(core) - len(stop)]}{extra}{stop}{args[len(core):]}"
+
+    return _SUGGESTED.sub(extend, text)

@@ -19,7 +19,7 @@ from cypht_azure.cli.common import (
     run,
     sandbox_banner,
 )
-from cypht_azure.cli.help import GroupedCommand
+from cypht_azure.cli.help import GroupedCommand, with_context
 from cypht_azure.errors import ExitCode
 
 
@@ -100,6 +100,11 @@ def status(
         elif not out.quiet:
             render_all(result, out)
     else:
+        managed = result.app is None or result.app["managed_by_cypht_azure"]
+        for finding in result.findings:  # suggested commands keep this run's options (and a foreign app's ID)
+            fix = finding.fix if managed else with_context(finding.fix, [("app_id", "--app-id",
+                                                                          result.app["client_id"])])
+            finding.fix = out.contextual(fix)
         if within is not None:
             days = result.env_secret_days_left
             failing = result.has_errors or days is None or days <= within.total_seconds() / 86400

@@ -460,3 +460,44 @@ def test_rotate_with_a_url_of_another_app_is_refused(cli: Cli, emulator: Any, en
     assert writes(emulator) == [] and env_file.read_text() == before
     same = cli("rotate-secret", "--env-file", str(env_file), "--url", URL, "--json")
     assert same.returncode == 0, same
+
+
+# 11. Suggested commands keep the context they were made in -------------------------------------
+
+def suggested(text: str) -> list[str]:
+    import re
+
+    return [m.group(0) for m in re.finditer(r"cypht-azure [a-z-]+[^`\n]*", text)]
+
+
+def test_sandbox_hints_keep_sandbox_and_env_file(cli: Cli, tmp_path: Path) -> None:
+    import shlex
+
+    box = tmp_path / "box"
+    env = tmp_path / "sandbox.env"
+    base = ["--sandbox", "--sandbox-dir", str(box)]
+    assert cli("provision", *base, "--url", URL, "--env-file", str(env), "--no-verify").returncode == 0
+    gone = cli("deprovision", *base, "--env-file", str(env), "--yes")
+    assert gone.returncode == 0, gone
+    undo = [c for c in suggested(gone.stdout) if c.startswith("cypht-azure restore")]
+    assert undo and "--sandbox" in undo[0] and f"--sandbox-dir {box}" in undo[0], gone.stdout
+    back = cli(*shlex.split(undo[0])[1:])
+    assert back.returncode == 0, back
+
+
+def test_fixes_for_a_hand_made_app_name_it_and_the_env_file(cli: Cli, emulator: Any, env_file: Path) -> None:
+    import shlex
+
+    app = emulator.directory.create_application(displayName="made in the portal",
+                                                signInAudience="AzureADandPersonalMicrosoftAccount",
+                                                api={"requestedAccessTokenVersion": 2},
+                                                web={"redirectUris": ["https://mail.example.com/"]})
+    env_file.parent.mkdir()
+    env_file.write_text(f"OUTLOOK_CLIENT_ID={app['appId']}\nOUTLOOK_CLIENT_URI=https://mail.example.com/\n")
+    s = status(cli, env_file)
+    missing = next(f for f in s.json["findings"] if f["code"] == "missing-keys")
+    command = suggested(missing["fix"])[0]
+    assert f"--app-id {app['appId']}" in command and f"--env-file {env_file}" in command, command
+    r = cli(*shlex.split(command)[1:])
+    assert r.returncode == 0, r
+    assert codes(status(cli, env_file).json) == []
