@@ -7,7 +7,8 @@ import inspect
 import os
 import re
 import shlex
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from typer._click.exceptions import UsageError
 from typer.core import TyperCommand, TyperGroup
@@ -15,6 +16,7 @@ from typer.core import TyperCommand, TyperGroup
 from cypht_azure.cli.common import ENV_PREFIX, error_document
 
 OPTIONS = "Options"
+T = TypeVar("T")
 TRUE_WORDS = frozenset({"1", "true", "yes", "y", "on", "t"})
 
 
@@ -43,6 +45,16 @@ def report_usage_error(exc: UsageError, args: list[str], ctx: Any) -> None:
     print(error_document("UsageError", exc.format_message(), hint, exc.exit_code), flush=True)
 
 
+def reporting(parse: Callable[[Any, list[str]], T], ctx: Any, args: list[str]) -> T:
+    """Run a parsing step of Click; a usage error it raises is also reported as JSON under --json."""
+    given = list(args)  # the parser consumes the list it is handed
+    try:
+        return parse(ctx, args)
+    except UsageError as exc:
+        report_usage_error(exc, given, ctx)
+        raise
+
+
 class GroupedCommand(TyperCommand):
     """Lists options under the section named by their `rich_help_panel`, in order of appearance."""
 
@@ -67,32 +79,17 @@ class GroupedCommand(TyperCommand):
                     formatter.write_dl(records)
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        given = list(args)  # the parser consumes the list it is handed
-        try:
-            return super().parse_args(ctx, args)
-        except UsageError as exc:
-            report_usage_error(exc, given, ctx)
-            raise
+        return reporting(super().parse_args, ctx, args)
 
 
 class RootGroup(TyperGroup):
     """`cypht-azure`: an unknown command or option under --json also gets the JSON error object."""
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        given = list(args)  # the parser consumes the list it is handed
-        try:
-            return super().parse_args(ctx, args)
-        except UsageError as exc:
-            report_usage_error(exc, given, ctx)
-            raise
+        return reporting(super().parse_args, ctx, args)
 
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
-        given = list(args)
-        try:
-            return super().resolve_command(ctx, args)
-        except UsageError as exc:
-            report_usage_error(exc, given, ctx)
-            raise
+        return reporting(super().resolve_command, ctx, args)
 
 
 # --- commands suggested in messages keep the options this run was given --------------------------------

@@ -190,8 +190,44 @@ def write_env(path: Path, text: str, *, updates: Mapping[str, str | None] | None
                     path=path,
                     fix="Run again once nothing else is editing the file.",
                 )
-            return current.updated(updates, block_comment=block_comment).render()
+            return edited(current, updates, block_comment=block_comment).render()
 
         target.commit(text, rebase=rebase)
     except envfile.EnvFileError as exc:
         raise OperationFailed(exc.message, hint=exc.hint) from None
+
+
+def managed_block_keys(doc: envfile.EnvDocument) -> set[str]:
+    """The keys assigned in the block under cypht-azure's comment: the lines provision appended."""
+    lines = doc.text.splitlines()
+    try:
+        header = next(i for i, line in enumerate(lines) if line.strip() == BLOCK_COMMENT) + 1  # 1-based
+    except StopIteration:
+        return set()
+    keys: set[str] = set()
+    line = header + 1
+    by_line = {a.line: a for a in doc.assignments()}
+    while line in by_line:  # the block ends at the first line that is not an assignment
+        keys.add(by_line[line].key)
+        line = by_line[line].end_line + 1
+    return keys
+
+
+def without_orphan_header(doc: envfile.EnvDocument) -> envfile.EnvDocument:
+    """Drop cypht-azure's comment when no assignment follows it any more (after deprovision), with the
+    blank line that separated it, so the next provision does not leave a second header."""
+    lines = doc.text.splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.strip() != BLOCK_COMMENT:
+            continue
+        if any(a.line == i + 2 for a in doc.assignments()):
+            return doc
+        start = i - 1 if i > 0 and not lines[i - 1].strip() else i
+        return envfile.parse("".join(lines[:start] + lines[i + 1:]), doc.path)
+    return doc
+
+
+def edited(doc: envfile.EnvDocument, updates: Mapping[str, str | None], *,
+           block_comment: str | None = BLOCK_COMMENT) -> envfile.EnvDocument:
+    """`doc` with `updates` applied, and cypht-azure's comment dropped once it heads no key any more."""
+    return without_orphan_header(doc.updated(updates, block_comment=block_comment))

@@ -14,22 +14,10 @@ URL = "https://mail.example.com"
 LIVE_AUTH = "https://login.live.com/oauth20_authorize.srf"
 LIVE_TOKEN = "https://login.live.com/oauth20_token.srf"
 # Cypht's .env.example, as an admin copies it before running provision.
-CYPHT_EXAMPLE = f"""#aoutlook
-OUTLOOK_CLIENT_ID=
-OUTLOOK_CLIENT_SECRET=
-OUTLOOK_CLIENT_URI=http://localhost/?page=home
-OUTLOOK_AUTH_URI={LIVE_AUTH}
-OUTLOOK_TOKEN_URI={LIVE_TOKEN}
-OUTLOOK_REFRESH_URI={LIVE_TOKEN}
-
-#office365
-OFFICE365_CLIENT_ID=
-OFFICE365_CLIENT_SECRET=
-OFFICE365_CLIENT_URI=http://localhost/?page=home
-OFFICE365_AUTH_URI={LIVE_AUTH}
-OFFICE365_TOKEN_URI={LIVE_TOKEN}
-OFFICE365_REFRESH_URI={LIVE_TOKEN}
-"""
+CYPHT_EXAMPLE = "\n".join(
+    f"#{comment}\n{p}_CLIENT_ID=\n{p}_CLIENT_SECRET=\n{p}_CLIENT_URI=http://localhost/?page=home\n"
+    f"{p}_AUTH_URI={LIVE_AUTH}\n{p}_TOKEN_URI={LIVE_TOKEN}\n{p}_REFRESH_URI={LIVE_TOKEN}\n"
+    for comment, p in (("aoutlook", "OUTLOOK"), ("office365", "OFFICE365")))
 
 
 def read_env(path: Path) -> dict[str, str]:
@@ -501,3 +489,4 @@ def test_fixes_for_a_hand_made_app_name_it_and_the_env_file(cli: Cli, emulator: 
     r = cli(*shlex.split(command)[1:])
     assert r.returncode == 0, r
     assert codes(status(cli, env_file).json) == []
+
