@@ -153,6 +153,7 @@ class Output:
         self._wait: tuple[str, float] | None = None  # (message, when that wait began)
         self._last_plain = 0.0
         self._carried: list[tuple[str, str, str | None]] | None = None
+        self._shown_steps = False  # plan steps were printed as they completed
 
     # Progress (the Progress protocol of operations.session)
     def step(self, message: str) -> None:
@@ -196,6 +197,16 @@ class Output:
         if self._carried is None:
             self._carried = carried_options()
         return with_context(text, self._carried)
+
+    def record(self, record: Any) -> None:
+        """A plan step as it completes (or is undone): the real run shows the plan's own steps."""
+        if self.quiet or self.json:
+            return
+        self.finish()
+        if not self._shown_steps:
+            self._shown_steps = True
+            print(self.bold("Applying the plan:"), flush=True)
+        print(_step_line(record), flush=True)
 
     def note(self, message: str) -> None:
         if not self.quiet:
@@ -309,6 +320,49 @@ def run(common: Common, out: Output, action: Callable[[], T]) -> T:
         raise typer.Exit(int(ExitCode.FAILED)) from None
     finally:
         out.finish()
+
+
+_MARKS = {"planned": "-", "done": "done:", "undone": "undone:", "failed": "FAILED:", "not run": "not run:"}
+
+
+def _step_line(record: Any) -> str:
+    mark = _MARKS.get(record.status, record.status)
+    commit = " [commit point]" if record.step.commit else ""
+    return f"  {mark} {record.line()}{commit}"
+
+
+def render_outcome(out: Output, result: Any, *, common: Common, headline: str | None = None,
+                   details: list[tuple[str, str]] | None = None, next_step: str | None = None) -> None:
+    """The one renderer of a command's outcome: `--json` is the result's own document; the text is
+    its plan (dry run) or the steps as done, then one line saying where things stand, then details.
+
+    `headline` replaces the standard last line (e.g. a skipped rotation)."""
+    if common.json:
+        out.document(result.to_json() | {"sandbox": common.sandbox})
+        return
+    if out.quiet:
+        return
+    if result.dry_run:
+        out.note(out.bold("Plan (dry run, nothing changed):"))
+        for line in result.notes:
+            out.note(f"  - {line}")
+        for record in result.steps:
+            out.note(_step_line(record))
+        if not result.steps:
+            out.note("  (no steps: nothing to change)")
+    else:
+        for line in result.notes:
+            out.note(f"  note: {line}")
+        if out._shown_steps:
+            out.note("")
+        out.note(out.bold(headline or ("Done." if result.changed else "Nothing to do: everything is already right.")))
+    if details:
+        width = max(len(label) for label, _ in details)
+        for label, value in details:
+            out.note(f"  {label.ljust(width)}  {value}")
+    if next_step and not result.dry_run and result.changed:
+        out.note("")
+        out.note(next_step)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from cypht_azure.cli.common import (
     command,
     connection,
     env,
+    render_outcome,
     run,
     sandbox_banner,
 )
@@ -58,19 +59,11 @@ def deprovision(
                                      purge=purge, dry_run=dry_run, yes=yes)
         with sandbox_banner(out, common.sandbox):
             return run_deprovision(request, lambda: connection(common, out), out,
-                                   confirm if interactive else None)
+                                   confirm if interactive else None, out.record)
 
     result = run(common, out, action)
-    if common.json:
-        out.document(result.to_json() | {"sandbox": common.sandbox})
-        return
-    if out.quiet:
-        return
-    out.note(out.bold("Plan (dry run, nothing changed)" if result.dry_run else "Done."))
-    for line in result.actions:
-        out.note(f"  - {line}")
-    if result.deleted and not result.purged:
-        out.note(f"Undo within 30 days: cypht-azure restore --app-id {result.client_id}")
+    undo = f"Undo within 30 days: cypht-azure restore --app-id {result.client_id}"
+    render_outcome(out, result, common=common, next_step=undo if result.deleted and not result.purged else None)
 
 
 @command
@@ -100,14 +93,11 @@ def restore(
                              "(00000000-0000-0000-0000-000000000000).") from None
 
         with sandbox_banner(out, common.sandbox):
-            return run_restore(app_id.strip().lower(), lambda: connection(common, out), out)
+            return run_restore(app_id.strip().lower(), lambda: connection(common, out), out, out.record)
 
     result = run(common, out, action)
-    if common.json:
-        out.document(result.to_json() | {"sandbox": common.sandbox})
-    elif not out.quiet:
-        out.note(f"Restored {result.display_name!r} ({result.client_id}).")
-        out.note(f"Next: cypht-azure provision --app-id {result.client_id} --url <Cypht's URL>")
+    render_outcome(out, result, common=common, headline=f"Restored {result.display_name!r} ({result.client_id}).",
+                   next_step=f"Next: cypht-azure provision --app-id {result.client_id} --url <Cypht's URL>")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,6 +14,7 @@ from cypht_azure.cli.common import (
     command,
     connection,
     env,
+    render_outcome,
     run,
     sandbox_banner,
 )
@@ -108,45 +109,26 @@ def provision(
         if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
             out.warn(short)
         with sandbox_banner(out, common.sandbox):
-            return run_provision(request, lambda: connection(common, out), out)
+            return run_provision(request, lambda: connection(common, out), out, out.record)
 
     result = run(common, out, action)
     from cypht_azure.cypht import scope_note
 
     if (note := scope_note(result.sign_in_audience)) is not None and not out.quiet:
         out.warn(note)
-    if common.json:
-        doc = result.to_json()
-        doc["sandbox"] = common.sandbox
-        out.document(doc)
-        return
-    render(result, out)
-
-
-def render(result: Any, out: Output) -> None:
-    if out.quiet:
-        return
-    title = "Plan (dry run, nothing changed)" if result.dry_run else (
-        "Done." if result.changed else "Nothing to do: the registration and .env are already right.")
-    out.note(out.bold(title))
-    for line in result.actions:
-        out.note(f"  - {line}")
-    out.note("")
-    out.note(f"  Application (client) ID  {result.client_id}")
-    out.note(f"  Object ID                {result.object_id}")
-    out.note(f"  Tenant                   {result.tenant_id}")
-    out.note(f"  Display name             {result.display_name}")
-    out.note(f"  Sign-in audience         {result.sign_in_audience}")
-    out.note(f"  Redirect URIs            {', '.join(result.redirect_uris)}")
+    details = [
+        ("Application (client) ID", result.client_id), ("Object ID", result.object_id), ("Tenant", result.tenant_id),
+        ("Display name", result.display_name), ("Sign-in audience", result.sign_in_audience),
+        ("Redirect URIs", ", ".join(result.redirect_uris)),
+    ]
     if result.secret_key_id:
-        out.note(f"  Client secret ID         {result.secret_key_id} (expires {result.secret_expires})")
-    out.note(f"  .env                     {result.env_file}")
+        details.append(("Client secret ID", f"{result.secret_key_id} (expires {result.secret_expires})"))
+    details.append((".env", result.env_file))
     if result.secret_verified:
-        out.note(out.green("  The client secret works at the token endpoint."))
-    if not result.dry_run and result.changed:
-        out.note("")
-        out.note("Next: in Cypht, open the add-account dialog and choose Outlook.com or Office365. "
-                 "Cypht re-reads .env on every request; no restart is needed.")
+        details.append(("Client secret", "works at the token endpoint"))
+    render_outcome(out, result, common=common, details=details, next_step=(
+        "Next: in Cypht, open the add-account dialog and choose Outlook.com or Office365. "
+        "Cypht re-reads .env on every request; no restart is needed."))
 
 
 def register(app: typer.Typer) -> None:

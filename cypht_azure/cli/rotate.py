@@ -17,6 +17,7 @@ from cypht_azure.cli.common import (
     command,
     connection,
     env,
+    render_outcome,
     run,
     sandbox_banner,
 )
@@ -80,26 +81,22 @@ def rotate_secret(
             keep_previous=keep_previous, secret_lifetime=lifetime, dry_run=dry_run, verify_timeout=verify_timeout,
         )
         with sandbox_banner(out, common.sandbox):
-            return run_rotate(request, lambda: connection(common, out), out)
+            return run_rotate(request, lambda: connection(common, out), out, out.record)
 
     result = run(common, out, action)
-    if common.json:
-        out.document(result.to_json() | {"sandbox": common.sandbox})
-        return
-    if out.quiet:
-        return
-    if result.skipped:
-        out.note(f"Nothing to do: {result.skipped['reason']}.")
-    elif result.dry_run:
-        out.note(out.bold("Plan (dry run, nothing changed)"))
-    else:
-        out.note(out.bold(f"Rotated the client secret of {result.client_id}."))
-        out.note(f"  New client secret ID  {result.new_key_id} (expires {result.expires})")
-        out.note(f"  Written to            {', '.join(result.keys_written) or '-'} in {result.env_file}")
-    for line in result.actions:
-        out.note(f"  - {line}")
+    details = []
+    if result.new_key_id:
+        details.append(("New client secret ID", f"{result.new_key_id} (expires {result.expires})"))
+    if result.keys_written and not result.dry_run:
+        details.append(("Written to", f"{', '.join(result.keys_written)} in {result.env_file}"))
     if result.removed_key_ids:
-        out.note(f"  Removed               {', '.join(result.removed_key_ids)}")
+        details.append(("Removed", ", ".join(result.removed_key_ids)))
+    headline = None
+    if result.skipped:
+        headline = f"Not due: {result.skipped['reason']}." + (" Cleaned up." if result.changed else "")
+    elif result.new_key_id:
+        headline = f"Rotated the client secret of {result.client_id}."
+    render_outcome(out, result, common=common, headline=headline, details=details)
 
 
 def register(app: typer.Typer) -> None:

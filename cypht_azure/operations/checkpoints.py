@@ -15,7 +15,8 @@ STEPS = (
     "app-ready",         # registration created or repaired
     "secret-added",      # addPassword answered; .env not written yet
     "secret-verified",   # rotation: the token endpoint accepted the new secret
-    "env-written",       # .env replaced; superseded secrets not removed yet
+    "env-written",       # .env replaced (commit point of provision and rotate-secret); superseded secrets not removed yet
+    "app-deleted",       # deprovision: the DELETE answered (its commit point); .env keys not removed yet
     "done",
 )
 

@@ -1,8 +1,10 @@
 """`deprovision` and `restore`.
 
-Deleting is a soft delete (restorable for 30 days) unless --purge. The app goes first, then the
-keys in `.env`: if the second step fails, a re-run finds the app already deleted and finishes the
-`.env` part, so the command can always be repeated.
+    lock .env -> read it -> sign in -> read the registration -> plan_deprovision() -> confirm -> apply()
+
+Deleting is a soft delete (restorable for 30 days) unless --purge. The DELETE is the commit point;
+the keys in `.env` go after it: if that step fails, a re-run finds the app already deleted and
+finishes the `.env` part, so the command can always be repeated.
 """
 
 from __future__ import annotations
@@ -10,13 +12,26 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cypht_azure import cypht, envfile
 from cypht_azure.errors import AppNotFound, NeedsConfirmation
 from cypht_azure.operations import envstate
+from cypht_azure.operations.apply import Context, apply
 from cypht_azure.operations.apps import Target, fetch_app, require_ours
 from cypht_azure.operations.session import Session
+from cypht_azure.operations.steps import (
+    Applied,
+    DeleteRegistration,
+    Plan,
+    PurgeRegistration,
+    RestoreRegistration,
+    Step,
+    StepRecord,
+    WriteEnv,
+    changed,
+    planned,
+)
 
 
 @dataclass
@@ -41,16 +56,22 @@ class DeprovisionResult:
     already_deleted: bool
     keys_removed: list[str]
     dry_run: bool
-    actions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return (self.deleted or self.purged or bool(self.keys_removed)) and not self.dry_run
+        return changed(self.steps)
+
+    @property
+    def actions(self) -> list[str]:
+        return [*self.notes, *(r.line() for r in self.steps)]
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["changed"] = self.changed
-        return data
+        data.pop("notes")
+        data["steps"] = [r.to_json() for r in self.steps]
+        return data | {"changed": self.changed, "actions": self.actions}
 
 
 def owned_keys(doc: envfile.EnvDocument, client_id: str) -> list[str]:
@@ -62,9 +83,27 @@ def owned_keys(doc: envfile.EnvDocument, client_id: str) -> list[str]:
     return keys
 
 
+def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app: dict[str, Any],
+                     already_deleted: bool) -> Plan:
+    """Delete (the commit point), purge if asked, then remove the app's keys from `.env`. Pure."""
+    client_id, object_id = str(app["appId"]), str(app["id"])
+    steps: list[Step] = []
+    notes: list[str] = []
+    if already_deleted:
+        notes.append(f"The app registration {client_id} is already deleted.")
+    else:
+        steps.append(DeleteRegistration(object_id, client_id, app.get("displayName"), commit=True))
+    if request.purge:
+        steps.append(PurgeRegistration(object_id, client_id))
+    keys = owned_keys(doc, client_id)
+    if keys:
+        steps.append(WriteEnv(str(request.env_file), dict.fromkeys(keys)))
+    return Plan("deprovision", tuple(steps), tuple(notes))
+
+
 async def deprovision(
-    session: Session, req: DeprovisionRequest, target: Target, doc: envfile.EnvDocument,
-    confirm: Callable[[str], bool] | None,
+    session: Session, request: DeprovisionRequest, target: Target, doc: envfile.EnvDocument,
+    confirm: Callable[[str], bool] | None, on_record: Callable[[StepRecord], None],
 ) -> DeprovisionResult:
     graph = session.graph
     app = await fetch_app(session, target)
@@ -80,41 +119,28 @@ async def deprovision(
         app, already = deleted[0], True
     else:
         require_ours(app, target)
-    client_id, object_id = str(app["appId"]), str(app["id"])
-    keys = owned_keys(doc, client_id)
-    result = DeprovisionResult(client_id, object_id, app.get("displayName"), session.tenant_id, str(req.env_file),
-                               False, False, already, [], req.dry_run)
-    if already:
-        result.actions.append(f"The app registration {client_id} is already deleted.")
+    plan = plan_deprovision(request, doc, app, already)
+    applied = Applied(object_id=str(app["id"]), client_id=str(app["appId"]))
+    if request.dry_run:
+        applied.records = planned(plan)
     else:
-        result.actions.append(
-            f"{'Permanently delete' if req.purge else 'Delete (restorable for 30 days)'} the app registration "
-            f"{app.get('displayName')!r} ({client_id}).")
-    if req.purge and already:
-        result.actions.append("Permanently delete it from Deleted applications.")
-    if keys:
-        result.actions.append(f"Remove {', '.join(keys)} from {req.env_file}.")
-    if req.dry_run:
-        return result
-    if not req.yes:
-        question = "\n".join(result.actions) + "\nGo ahead?"
-        if confirm is None:
-            raise NeedsConfirmation(
-                "deprovision deletes the app registration and needs confirmation.",
-                hint="Run it on a terminal to be asked, or pass --yes (see --dry-run for what would go).")
-        if not confirm(question):
-            raise NeedsConfirmation("Nothing was deleted: not confirmed.")
-    if not already:
-        await graph.delete_application(object_id)
-        result.deleted = True
-    if req.purge:
-        await graph.purge_deleted(object_id, fresh_object=True)  # the deleted item may lag the delete
-        result.purged = True
-    if keys:
-        removal: dict[str, str | None] = dict.fromkeys(keys)
-        envstate.write_env(req.env_file, doc.updated(removal).render(), updates=removal, block_comment=None)
-        result.keys_removed = keys
-    return result
+        if not request.yes and plan.steps:
+            question = "\n".join([*plan.notes, *(f"- {s.summary()}" for s in plan.steps), "Go ahead?"])
+            if confirm is None:
+                raise NeedsConfirmation(
+                    "deprovision deletes the app registration and needs confirmation.",
+                    hint="Run it on a terminal to be asked, or pass --yes (see --dry-run for what would go).")
+            if not confirm(question):
+                raise NeedsConfirmation("Nothing was deleted: not confirmed.")
+        await apply(plan, Context(session, doc, request.env_file, applied, on_record=on_record))
+    write = plan.of(WriteEnv)
+    return DeprovisionResult(
+        client_id=str(app["appId"]), object_id=str(app["id"]), display_name=app.get("displayName"),
+        tenant_id=session.tenant_id, env_file=str(request.env_file), deleted=applied.deleted,
+        purged=applied.purged, already_deleted=already,
+        keys_removed=applied.keys_written if not request.dry_run else list(write[0].keys) if write else [],
+        dry_run=request.dry_run, notes=list(plan.notes), steps=applied.records,
+    )
 
 
 @dataclass
@@ -123,17 +149,33 @@ class RestoreResult:
     object_id: str
     display_name: str | None
     tenant_id: str
+    steps: list[StepRecord] = field(default_factory=list)
+    dry_run: ClassVar[bool] = False  # restore has no --dry-run
+    notes: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def changed(self) -> bool:
+        return changed(self.steps)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data["steps"] = [r.to_json() for r in self.steps]
+        return data
 
 
-async def restore(session: Session, app_id: str) -> RestoreResult:
+def plan_restore(deleted: dict[str, Any]) -> Plan:
+    return Plan("restore", (RestoreRegistration(str(deleted["id"]), str(deleted["appId"]), deleted.get("displayName"),
+                                                commit=True),))
+
+
+async def restore(session: Session, app_id: str, on_record: Callable[[StepRecord], None]) -> RestoreResult:
     deleted = await session.graph.list_deleted_applications(
         filter=f"appId eq '{app_id}'", select=["id", "appId", "displayName", "deletedDateTime"])
     if not deleted:
         raise AppNotFound(f"No deleted app registration with client ID {app_id} in tenant {session.tenant_id}.",
                           hint="Deleted registrations can be restored for 30 days; after that they are gone.")
-    restored = await session.graph.restore_deleted(str(deleted[0]["id"]))
+    plan = plan_restore(deleted[0])
+    applied = await apply(plan, Context(session, envfile.parse(""), Path(), Applied(), on_record=on_record))
+    restored = applied.restored or {}
     return RestoreResult(str(restored.get("appId") or app_id), str(restored.get("id") or deleted[0]["id"]),
-                         restored.get("displayName"), session.tenant_id)
+                         restored.get("displayName"), session.tenant_id, applied.records)

@@ -1,28 +1,45 @@
 """`provision`: from nothing (or from drift) to an app registration and a `.env` Cypht can use.
 
-Order of work, chosen so that a secret is never created that cannot be stored:
-1. validate every input (no network);
-2. parse `.env`, check it can be written, lock it;
-3. sign in; find or create the registration; repair drift in one PATCH;
-4. only if `.env` does not already hold a live secret of this app: add one and write it
-   into `.env` at once (atomically); if the write fails, remove the new secret again;
-5. check Entra accepts the secret (it takes a few seconds to replicate).
+    lock .env -> read it -> sign in -> read the registration (by --app-id, the client ID in .env,
+    or the uniqueName derived from the URL) -> plan_provision() -> apply()
+
+The plan, in order: create the registration or merge-patch its drift; only if `.env` does not
+already hold a live secret of this app: make room under Entra's 2-secret limit and add a secret;
+write `.env` (the commit point: before it a new secret is removed again on failure or Ctrl-C);
+remove secrets an interrupted run left for this `.env`; check Entra accepts the new secret.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe
-from cypht_azure.errors import AppNotFound, InputError, OperationFailed
+from cypht_azure.errors import AppNotFound, InputError
 from cypht_azure.operations import envstate
-from cypht_azure.operations.checkpoints import checkpoint
-from cypht_azure.operations.secrets import key_id_of, make_room_for_secret, new_secret_name, removable
-from cypht_azure.operations.session import Session, iso, parse_time, utcnow, verify_secret
+from cypht_azure.operations.apply import Context, apply
+from cypht_azure.operations.secrets import key_id_of, new_secret_name, removable, room_for_secret
+from cypht_azure.operations.session import Session, iso, parse_time, utcnow
+from cypht_azure.operations.steps import (
+    AddSecret,
+    Applied,
+    CreateRegistration,
+    EnvValue,
+    Fill,
+    PatchRegistration,
+    Plan,
+    RemoveSecret,
+    Step,
+    StepRecord,
+    VerifySecret,
+    WriteEnv,
+    changed,
+    planned,
+)
 from cypht_azure.secret import Secret
 
 DEFAULT_SECRET_LIFETIME = dt.timedelta(days=365)
@@ -45,8 +62,8 @@ class ProvisionRequest:
 
 
 @dataclass
-class Plan:
-    """Validated inputs: everything decided before the first Graph call."""
+class Desired:
+    """Validated inputs: the registration Cypht needs, decided before the first Graph call."""
 
     request: ProvisionRequest
     redirect_uris: list[str]
@@ -59,36 +76,7 @@ class Plan:
         return self.redirect_uris[0]
 
 
-@dataclass
-class ProvisionResult:
-    client_id: str
-    object_id: str
-    tenant_id: str
-    display_name: str
-    unique_name: str | None
-    sign_in_audience: str
-    redirect_uris: list[str]
-    secret_key_id: str | None
-    secret_expires: str | None
-    env_file: str
-    keys_written: list[str]
-    changed: bool
-    created: bool
-    updated_fields: list[str]
-    secret_created: bool
-    secret_verified: bool | None
-    dry_run: bool
-    actions: list[str]
-    removed_key_ids: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.dry_run and self.created:  # no IDs yet: null, with `created` saying it would be made
-            data["client_id"] = data["object_id"] = None
-        return data
-
-
-def prepare(req: ProvisionRequest) -> Plan:
+def prepare(req: ProvisionRequest) -> Desired:
     """Validate every input; raise InputError naming the problem and the fix. No I/O."""
     try:
         audience = cypht.parse_audience(req.audience)
@@ -119,7 +107,7 @@ def prepare(req: ProvisionRequest) -> Plan:
         display_name=display_name, unique_name=unique_name, audience=audience, redirect_uris=uris,
         url=req.url or uris[0],
     )
-    return Plan(req, uris, display_name, unique_name, body)
+    return Desired(req, uris, display_name, unique_name, body)
 
 
 def _looks_like_guid(value: str) -> bool:
@@ -132,7 +120,7 @@ def _looks_like_guid(value: str) -> bool:
     return len(value) == 36
 
 
-def registration_patch(app: dict[str, Any], plan: Plan) -> dict[str, Any]:
+def registration_patch(app: dict[str, Any], plan: Desired) -> dict[str, Any]:
     """The smallest PATCH that brings an existing registration to what Cypht needs.
 
     Collections are replaced wholesale by Graph, so redirect URIs and permissions are merged
@@ -173,171 +161,217 @@ def registration_patch(app: dict[str, Any], plan: Plan) -> dict[str, Any]:
     return patch
 
 
-async def provision(session: Session, plan: Plan, doc: envfile.EnvDocument, env_path: Path) -> ProvisionResult:
-    req = plan.request
-    graph = session.graph
-    actions: list[str] = []
-    states = envstate.read_providers(doc, req.providers)
-    env_client_id = envstate.named_client_id(states, env_path)
-    created = False
-    updated: list[str] = []
+@dataclass
+class ProvisionResult:
+    client_id: str
+    object_id: str
+    tenant_id: str
+    display_name: str
+    unique_name: str | None
+    sign_in_audience: str
+    redirect_uris: list[str]
+    secret_key_id: str | None
+    secret_expires: str | None
+    env_file: str
+    keys_written: list[str]
+    created: bool
+    updated_fields: list[str]
+    secret_created: bool
+    secret_verified: bool | None
+    dry_run: bool
+    removed_key_ids: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
 
-    target = req.app_id or env_client_id
-    if target:
-        app = await graph.get_application(app_id=target)
-        if app is None:
-            source = "--app-id" if req.app_id else str(env_path)
-            raise AppNotFound(
-                f"The app registration {target} named by {source} does not exist in tenant {session.tenant_id}.",
-                hint=f"If it was deleted, restore it within 30 days with `cypht-azure restore --app-id {target}`. "
-                     "It may also belong to another tenant (check --tenant). To create a new registration "
-                     f"instead, remove the *_CLIENT_ID lines from {env_path} and run again.",
-            )
-        tags = app.get("tags") or []
-        if not req.app_id and cypht.TAG not in tags:
-            raise InputError(
-                f"{env_path} names client ID {target} ({app.get('displayName')!r}), an app registration "
-                "that cypht-azure did not create.",
-                hint=f"To let cypht-azure manage it, run again with --app-id {target}. To create a new "
-                     f"registration instead, remove the *_CLIENT_ID lines from {env_path}.",
-            )
-        if req.app_id and env_client_id and env_client_id != req.app_id:
-            actions.append(f"{env_path} names client ID {env_client_id}; it will be switched to {req.app_id}.")
-        elif env_client_id:
-            actions.append(f"{env_path} names client ID {env_client_id}: using that registration.")
-        patch = registration_patch(app, plan)
-        if patch:
-            updated = sorted(patch)
-            actions.append(f"Update the registration: {', '.join(updated)}.")
-            if not req.dry_run:
-                await graph.update_application(app["id"], patch)
-                _apply(app, patch)
-    elif req.dry_run:
-        existing = await graph.get_application(unique_name=plan.unique_name)
-        if existing is None:
-            created = True
-            app = {"id": "(new)", "appId": "(new)", "passwordCredentials": [], **plan.body}
-            actions.append(f"Create the app registration {plan.display_name!r} (uniqueName {plan.unique_name}).")
-        else:
-            app = existing
-            actions.append(f"Update the existing registration {existing.get('appId')} for this URL.")
-    else:
-        new_app = await graph.upsert_application(plan.unique_name, plan.body)
-        if new_app is not None:
-            created, app = True, new_app
-            actions.append(f"Created the app registration {plan.display_name!r} ({app.get('appId')}).")
-        else:
-            found = await graph.get_application(unique_name=plan.unique_name)
-            if found is None:
-                raise OperationFailed("Graph updated the registration but it cannot be read back; run again.")
-            app = found
-            updated = sorted(plan.body)
-            actions.append(f"A registration for this URL already existed ({app.get('appId')}); it was updated.")
+    @property
+    def changed(self) -> bool:
+        return changed(self.steps)
 
-    checkpoint("app-ready")
-    client_id = str(app["appId"])
-    now = utcnow()
-    credentials = list(app.get("passwordCredentials") or [])
-    alive = {str(c.get("keyId", "")).lower(): c for c in credentials
+    @property
+    def actions(self) -> list[str]:
+        return [*self.notes, *(r.line() for r in self.steps)]
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("notes")
+        data["steps"] = [r.to_json() for r in self.steps]
+        if self.dry_run and self.created:  # no IDs yet: null, with `created` saying it would be made
+            data["client_id"] = data["object_id"] = None
+        return data | {"changed": self.changed, "actions": self.actions}
+
+
+@dataclass(frozen=True)
+class Held:
+    """The live secret of this app that `.env` already holds (then no new one is added)."""
+
+    secret: Secret
+    key_id: str
+    expires: str
+
+
+def held_secret(doc: envfile.EnvDocument, providers: list[str], app: dict[str, Any] | None,
+                now: dt.datetime) -> Held | None:
+    if app is None:
+        return None
+    alive = {key_id_of(c): c for c in app.get("passwordCredentials") or []
              if (ends := parse_time(c.get("endDateTime"))) is not None and ends > now}
+    for state in envstate.read_providers(doc, providers).values():
+        if state.client_id and state.client_id.lower() == str(app["appId"]).lower() and state.secret \
+                and state.secret_id in alive:
+            return Held(state.secret, state.secret_id, str(alive[state.secret_id].get("endDateTime")))
+    return None
 
-    held = next((s for s in states.values()
-                 if s.client_id == client_id and s.secret and s.secret_id in alive), None)
-    secret: Secret | None = held.secret if held else None
-    key_id: str | None = held.secret_id if held else None
-    expires: str | None = str(alive[key_id].get("endDateTime")) if held and key_id else None
-    secret_created = False
-    removed: list[str] = []
-    if held:
-        actions.append(f"Keep the client secret {key_id} that {env_path} holds (expires {expires}).")
 
-    endpoints = session.cypht_endpoints({**app, "signInAudience": plan.body["signInAudience"]})
-    all_held_ids = envstate.held_secret_ids(doc, client_id)
-    keys_written: list[str] = []
-    if secret is None:
-        end = iso(now + req.secret_lifetime)
-        verb = "Add" if req.dry_run else "Added"
-        actions.append(f"{verb} a client secret valid for {describe(req.secret_lifetime)} for {env_path}.")
-        if req.dry_run:
-            keys_written = sorted(envstate.updates_for(
-                doc, req.providers, client_id=client_id, secret=Secret(""), key_id="", redirect_uri=plan.primary_uri,
-                endpoints=endpoints,
-            ))
+def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dict[str, Any] | None,
+                   now: dt.datetime, *, endpoints: cypht.SignInEndpoints | None = None) -> Plan:
+    """The steps that bring the registration and `.env` to what Cypht needs. Pure: no I/O."""
+    desired = prepare(request)
+    env_path = request.env_file
+    named = envstate.named_client_id(envstate.read_providers(doc, request.providers), env_path)
+    steps: list[Step] = []
+    notes: list[str] = []
+    client_id: str | Fill = Fill.CLIENT_ID
+    if app is None:
+        steps.append(CreateRegistration(desired.display_name, desired.unique_name, desired.body))
+    else:
+        client_id = str(app["appId"])
+        _require_ours(app, request, named)
+        patch = registration_patch(app, desired)
+        if patch:
+            steps.append(PatchRegistration(client_id, tuple(sorted(patch)), patch))
+    held = held_secret(doc, request.providers, app, now)
+    held_ids = envstate.held_secret_ids(doc, client_id) if isinstance(client_id, str) else set()
+    room: list[str] = []
+    secret: Secret | Fill = Fill.SECRET
+    key_id: str | Fill = Fill.SECRET_ID
+    if held is not None:
+        secret, key_id = held.secret, held.key_id
+        notes.append(f"Keep the client secret {held.key_id} that {env_path} holds (expires {held.expires}).")
+    else:
+        room = room_for_secret(app, env_path, keep=held_ids) if app is not None else []
+        steps += [RemoveSecret(k, "unused by this .env; makes room under Entra's 2-secret limit") for k in room]
+        steps.append(AddSecret(new_secret_name(now, env_path), iso(now + request.secret_lifetime),
+                               request.secret_lifetime))
+    values = env_values(doc, request.providers, client_id=client_id, secret=secret, key_id=key_id,
+                        redirect_uri=desired.primary_uri, endpoints=endpoints)
+    if values:
+        switch = named if named and isinstance(client_id, str) and named.lower() != client_id.lower() else None
+        steps.append(WriteEnv(str(env_path), values, switch_from=switch, commit=True))
+    if app is not None:
+        keep = held_ids | ({held.key_id} if held else set())
+        steps += [RemoveSecret(key_id_of(c), "made for this .env by an interrupted run; held by nothing")
+                  for c in removable(list(app.get("passwordCredentials") or []), env_path, keep=keep)
+                  if key_id_of(c) not in room]
+    if held is None and request.verify:
+        steps.append(VerifySecret(request.verify_timeout))
+    return Plan("provision", tuple(steps), tuple(notes))
+
+
+def env_values(doc: envfile.EnvDocument, providers: list[str], *, client_id: str | Fill, secret: Secret | Fill,
+               key_id: str | Fill, redirect_uri: str,
+               endpoints: cypht.SignInEndpoints | None = None) -> dict[str, EnvValue]:
+    """The `.env` keys that change: what provision writes per block, only where the value differs."""
+    marks: dict[str, EnvValue] = {f"\0{fill.name}": fill for fill in Fill}
+    updates = envstate.updates_for(
+        doc, providers, client_id=client_id if isinstance(client_id, str) else f"\0{client_id.name}",
+        secret=secret if isinstance(secret, Secret) else Secret(f"\0{secret.name}"),
+        key_id=key_id if isinstance(key_id, str) else f"\0{key_id.name}", redirect_uri=redirect_uri,
+        endpoints=endpoints,
+    )
+    values: dict[str, EnvValue] = {}
+    for key, value in updates.items():
+        if doc.get(key) == value:
+            continue
+        if value is not None and value in marks:
+            values[key] = marks[value]
+        elif value is not None and key.endswith("_CLIENT_SECRET"):
+            values[key] = Secret(value)  # a held secret copied into another block: never shown
         else:
-            envstate.recheck(env_path)  # the file may have changed while Graph was called
-            removed = await make_room_for_secret(session, app, env_path, keep=all_held_ids)
-            for key in removed:
-                actions.append(f"Removed the unused cypht-azure client secret {key} to make room.")
-            created_pw = await graph.add_password(
-                app["id"], display_name=new_secret_name(now, env_path), end=end, fresh_object=created,
-            )
-            secret = Secret(str(created_pw.pop("secretText")))
-            key_id = str(created_pw["keyId"]).lower()
-            expires = str(created_pw.get("endDateTime") or end)
-            secret_created = True
-            checkpoint("secret-added")
-    if secret is not None and key_id is not None:
-        updates = envstate.updates_for(
-            doc, req.providers, client_id=client_id, secret=secret, key_id=key_id, redirect_uri=plan.primary_uri,
-            endpoints=endpoints,
+            values[key] = value
+    return values
+
+
+def _require_ours(app: dict[str, Any], request: ProvisionRequest, named: str | None) -> None:
+    if request.app_id or cypht.TAG in (app.get("tags") or []):
+        return
+    env_path = request.env_file
+    if named:
+        raise InputError(
+            f"{env_path} names client ID {app.get('appId')} ({app.get('displayName')!r}), an app registration "
+            "that cypht-azure did not create.",
+            hint=f"To let cypht-azure manage it, run again with --app-id {app.get('appId')}. To create a new "
+                 f"registration instead, remove the *_CLIENT_ID lines from {env_path}.",
         )
-        keys_written = envstate.changed_keys(doc, updates)
-        if keys_written and not req.dry_run:
-            try:
-                envstate.write_env(env_path, doc.updated(updates, block_comment=envstate.BLOCK_COMMENT).render(),
-                                   updates=updates)
-            except BaseException:
-                if secret_created:
-                    # The secret could not be stored: take it back so none is left unrecorded.
-                    await graph.remove_password(app["id"], key_id)
-                raise
-            checkpoint("env-written")
-        if keys_written:
-            actions.append(f"{'Write' if req.dry_run else 'Wrote'} {', '.join(keys_written)} in {env_path}.")
-
-    if not req.dry_run and key_id is not None:
-        # Secrets made for this .env that it does not hold were left by an interrupted run: remove them.
-        keep = all_held_ids | {key_id}
-        for orphan in removable(list(app.get("passwordCredentials") or []), env_path, keep=keep):
-            if await graph.remove_password(app["id"], key_id_of(orphan)):
-                removed.append(key_id_of(orphan))
-                actions.append(f"Removed the unused cypht-azure client secret {key_id_of(orphan)}.")
-
-    verified: bool | None = None
-    if secret_created and req.verify and secret is not None:
-        session.progress.step("Checking that Entra accepts the new client secret")
-        ok, last = verify_secret(session, client_id, secret, timeout=req.verify_timeout)
-        if not ok:
-            raise OperationFailed(
-                f"The new client secret is stored in {env_path}, but Entra did not accept it within "
-                f"{req.verify_timeout:.0f} s ({last}).",
-                hint="New secrets usually work within a minute. Check later with "
-                     "`cypht-azure status --verify-secret`; running provision again is safe.",
-            )
-        verified = True
-
-    return ProvisionResult(
-        client_id=client_id,
-        object_id=str(app["id"]),
-        tenant_id=session.tenant_id,
-        display_name=str(app.get("displayName") or plan.display_name),
-        unique_name=app.get("uniqueName") or plan.unique_name,
-        sign_in_audience=str(app.get("signInAudience") or plan.body["signInAudience"]),
-        redirect_uris=list((app.get("web") or {}).get("redirectUris") or plan.redirect_uris),
-        secret_key_id=key_id,
-        secret_expires=expires,
-        env_file=str(env_path),
-        keys_written=keys_written,
-        changed=bool(created or updated or secret_created or keys_written or removed) and not req.dry_run,
-        created=created,
-        updated_fields=updated,
-        secret_created=secret_created,
-        secret_verified=verified,
-        dry_run=req.dry_run,
-        actions=actions,
-        removed_key_ids=removed,
+    raise InputError(
+        f"A registration for this URL already exists ({app.get('appId')}, {app.get('displayName')!r}, uniqueName "
+        f"{app.get('uniqueName')}) and cypht-azure did not create it.",
+        hint=f"To let cypht-azure manage it (its redirect URIs, permissions and tags are kept and only what "
+             f"Cypht needs is added), run again with --app-id {app.get('appId')}.",
     )
 
 
-def _apply(app: dict[str, Any], patch: dict[str, Any]) -> None:
-    app.update(patch)
+async def read_registration(session: Session, request: ProvisionRequest, doc: envfile.EnvDocument,
+                            ) -> dict[str, Any] | None:
+    """The registration provision is about: --app-id, else the client ID `.env` names, else the URL's."""
+    named = envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
+    target = request.app_id or named
+    if not target:
+        return await session.graph.get_application(unique_name=prepare(request).unique_name)
+    app = await session.graph.get_application(app_id=target)
+    if app is None:
+        env_path = request.env_file
+        source = "--app-id" if request.app_id else str(env_path)
+        raise AppNotFound(
+            f"The app registration {target} named by {source} does not exist in tenant {session.tenant_id}.",
+            hint=f"If it was deleted, restore it within 30 days with `cypht-azure restore --app-id {target}`. "
+                 "It may also belong to another tenant (check --tenant). To create a new registration "
+                 f"instead, remove the *_CLIENT_ID lines from {env_path} and run again.",
+        )
+    return app
+
+
+async def provision(session: Session, request: ProvisionRequest, doc: envfile.EnvDocument,
+                    on_record: Callable[[StepRecord], None]) -> ProvisionResult:
+    app = await read_registration(session, request, doc)
+    now = utcnow()
+    endpoints = session.cypht_endpoints({**(app or {}), "signInAudience": prepare(request).body["signInAudience"]})
+    plan = plan_provision(request, doc, app, now, endpoints=endpoints)
+    applied = Applied(object_id=str(app["id"]) if app else None, client_id=str(app["appId"]) if app else None)
+    if request.dry_run:
+        applied.records = planned(plan)
+    else:
+        await apply(plan, Context(session, doc, request.env_file, applied, on_record=on_record))
+    return _result(request, plan, app, applied, session.tenant_id, now, doc)
+
+
+def _result(request: ProvisionRequest, plan: Plan, app: dict[str, Any] | None, applied: Applied, tenant_id: str,
+            now: dt.datetime, doc: envfile.EnvDocument) -> ProvisionResult:
+    desired = prepare(request)
+    held = held_secret(doc, request.providers, app, now)
+    creating = plan.of(CreateRegistration)
+    patch = plan.of(PatchRegistration)
+    body: dict[str, Any] = dict(app or desired.body)
+    if patch:
+        body.update(patch[0].patch)
+    write = plan.of(WriteEnv)
+    return ProvisionResult(
+        client_id=applied.client_id or "(new)",
+        object_id=applied.object_id or "(new)",
+        tenant_id=tenant_id,
+        display_name=str(body.get("displayName") or desired.display_name),
+        unique_name=(app or {}).get("uniqueName") or desired.unique_name,
+        sign_in_audience=str(body.get("signInAudience") or desired.body["signInAudience"]),
+        redirect_uris=list((body.get("web") or {}).get("redirectUris") or desired.redirect_uris),
+        secret_key_id=applied.key_id or (held.key_id if held else None),
+        secret_expires=applied.expires or (held.expires if held else None),
+        env_file=str(request.env_file),
+        keys_written=applied.keys_written if not request.dry_run else list(write[0].keys) if write else [],
+        created=applied.created if not request.dry_run else bool(creating),
+        updated_fields=applied.updated_fields if not request.dry_run else list(patch[0].fields) if patch else [],
+        secret_created=applied.key_id is not None,
+        secret_verified=applied.verified,
+        dry_run=request.dry_run,
+        removed_key_ids=applied.removed,
+        notes=list(plan.notes),
+        steps=applied.records,
+    )

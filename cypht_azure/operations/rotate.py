@@ -1,8 +1,12 @@
 """`rotate-secret`: replace the client secret with no moment in which Cypht lacks a working one.
 
-add a new secret -> wait until the token endpoint accepts it -> write it into `.env` (every provider
-block of this app, atomically) -> remove the superseded secrets. Cypht re-reads `.env` on every
-request, so the old secret serves until the new one is in place and already works.
+    lock .env -> read it -> sign in -> read the registration -> plan_rotate() -> apply()
+
+The plan: (make room under Entra's 2-secret limit) -> add a secret -> wait until the token endpoint
+accepts it -> write it into `.env`, every provider block of this app (the commit point: before it
+the new secret is removed again on failure or Ctrl-C and `.env` is untouched) -> remove the
+superseded secrets. Cypht re-reads `.env` on every request, so the old secret serves until the new
+one is in place and already works.
 
 Only secrets the tool made for this `.env`, and that `.env` no longer holds, are ever removed;
 others are listed. A secret left behind by a run killed between "add" and "write" is such a
@@ -12,24 +16,32 @@ secret, so the next run cleans it up.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cypht_azure import envfile
+from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe, time_left
-from cypht_azure.errors import OperationFailed
 from cypht_azure.operations import envstate
+from cypht_azure.operations.apply import Context, apply
 from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
-from cypht_azure.operations.checkpoints import checkpoint
-from cypht_azure.operations.secrets import (
-    key_id_of,
-    made_for,
-    make_room_for_secret,
-    new_secret_name,
-    removable,
+from cypht_azure.operations.secrets import key_id_of, made_for, new_secret_name, removable, room_for_secret
+from cypht_azure.operations.session import Session, iso, parse_time, utcnow
+from cypht_azure.operations.steps import (
+    AddSecret,
+    Applied,
+    EnvValue,
+    Fill,
+    Plan,
+    RemoveSecret,
+    Step,
+    StepRecord,
+    VerifySecret,
+    WriteEnv,
+    changed,
+    planned,
 )
-from cypht_azure.operations.session import Session, iso, parse_time, utcnow, verify_secret
 from cypht_azure.secret import Secret
 
 
@@ -63,125 +75,132 @@ class RotateResult:
     skipped: dict[str, str] | None
     secret_verified: bool | None
     dry_run: bool
-    actions: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    steps: list[StepRecord] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
-        return bool(self.new_key_id or self.removed_key_ids) and not self.dry_run
+        return changed(self.steps)
+
+    @property
+    def actions(self) -> list[str]:
+        return [*self.notes, *(r.line() for r in self.steps)]
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
-        data["changed"] = self.changed
-        return data
+        data.pop("notes")
+        data["steps"] = [r.to_json() for r in self.steps]
+        return data | {"changed": self.changed, "actions": self.actions}
 
 
-async def rotate(session: Session, req: RotateRequest, target: Target, doc: envfile.EnvDocument) -> RotateResult:
-    graph = session.graph
-    env_path = req.env_file
-    app = await fetch_app(session, target)
-    if app is None:
-        raise not_found(target, session)
-    require_ours(app, target)
-    client_id, object_id = str(app["appId"]), str(app["id"])
-    now = utcnow()
-    credentials = list(app.get("passwordCredentials") or [])
-    by_id = {key_id_of(c): c for c in credentials}
-    providers = envstate.blocks_using(doc, client_id) or envstate.blocks_using(doc, client_id.lower())
-    if not providers:
-        # The app was named by --app-id/--url and `.env` has no block for it yet: fill both.
-        providers = ["outlook", "office365"]
+@dataclass(frozen=True)
+class Current:
+    """What `.env` holds now: the blocks of this app and the secret that decides when to rotate."""
+
+    providers: list[str]
+    held: set[str]
+    key_id: str | None
+    end: dt.datetime | None
+    gone: bool  # a held secret ID is no longer on the app
+
+
+def current_state(doc: envfile.EnvDocument, app: dict[str, Any]) -> Current:
+    client_id = str(app["appId"])
+    by_id = {key_id_of(c): c for c in app.get("passwordCredentials") or []}
+    # The app was named by --app-id/--url and `.env` has no block for it yet: fill both.
+    providers = envstate.blocks_using(doc, client_id) or ["outlook", "office365"]
     held = envstate.held_secret_ids(doc, client_id)
     # The held secret that expires first decides; one that is gone from the app forces a rotation.
     held_creds = sorted((by_id[k] for k in held if k in by_id), key=lambda c: c.get("endDateTime") or "")
     current = held_creds[0] if held_creds and len(held_creds) == len(held) else None
-    current_id = key_id_of(current) if current else next(iter(sorted(held)), None)
-    current_end = parse_time(current.get("endDateTime")) if current else None
-    actions: list[str] = []
-    result = RotateResult(
-        client_id=client_id, object_id=object_id, tenant_id=session.tenant_id, env_file=str(env_path),
-        new_key_id=None, expires=None, previous_key_id=current_id,
-        previous_expires=iso(current_end) if current_end else None, removed_key_ids=[], kept_key_ids=[],
-        foreign_key_ids=[key_id_of(c) for c in credentials if not made_for(c, env_path)],
-        providers=providers, keys_written=[], skipped=None, secret_verified=None, dry_run=req.dry_run,
-        actions=actions,
-    )
+    key_id = key_id_of(current) if current else next(iter(sorted(held)), None)
+    end = parse_time(current.get("endDateTime")) if current else None
+    return Current(providers, held, key_id, end, bool(held) and current is None)
 
-    if req.if_expiring_within is not None and current_end is not None and current_end > now + req.if_expiring_within:
-        result.skipped = {
-            "reason": f"the secret in {env_path} ({current_id}) is valid for {time_left(current_end, now)} more, beyond "
-                      f"--if-expiring-within {describe(req.if_expiring_within)}",
-        }
-        # A run that died between "add" and "write" left a secret nobody holds: clean it now.
-        orphans = [key_id_of(c) for c in removable(credentials, env_path, keep=held)]
-        if orphans:
-            actions.append(f"Remove {len(orphans)} unused cypht-azure secret(s) left by an interrupted run.")
-            if not req.dry_run:
-                for key in orphans:
-                    if await graph.remove_password(object_id, key):
-                        result.removed_key_ids.append(key)
-        return result
 
-    if held and current is None:
-        actions.append(f"The secret ID in {env_path} ({current_id}) is not on the app any more; replacing it.")
-    end = iso(now + req.secret_lifetime)
-    actions.append(f"Add a client secret valid for {describe(req.secret_lifetime)}, check it works, "
-                   f"write it to {', '.join(p.upper() for p in providers)} in {env_path}.")
-    if req.dry_run:
-        superseded = [key_id_of(c) for c in removable(credentials, env_path, keep=set())]
-        if superseded and not req.keep_previous:
-            actions.append(f"Then remove the superseded secrets: {', '.join(superseded)}.")
-        return result
+def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str, Any], now: dt.datetime, *,
+                endpoints: cypht.SignInEndpoints | None = None) -> Plan:
+    """The steps of one rotation (or of the cleanup when --if-expiring-within finds it not due). Pure."""
+    env_path = request.env_file
+    credentials = list(app.get("passwordCredentials") or [])
+    cur = current_state(doc, app)
+    notes: list[str] = []
+    if due(request, cur, now) is not None:
+        # Not due; but a run that died between "add" and "write" left a secret nobody holds: clean it now.
+        orphans = removable(credentials, env_path, keep=cur.held)
+        return Plan("rotate-secret", tuple(
+            RemoveSecret(key_id_of(c), "made for this .env by an interrupted run; held by nothing") for c in orphans))
+    if cur.gone:
+        notes.append(f"The secret ID in {env_path} ({cur.key_id}) is not on the app any more; replacing it.")
+    room = room_for_secret(app, env_path, keep=cur.held)
+    steps: list[Step] = [RemoveSecret(k, "unused by this .env; makes room under Entra's 2-secret limit") for k in room]
+    steps.append(AddSecret(new_secret_name(now, env_path), iso(now + request.secret_lifetime), request.secret_lifetime))
+    steps.append(VerifySecret(request.verify_timeout))
+    steps.append(WriteEnv(str(env_path), rotation_values(doc, app, cur.providers, endpoints), commit=True))
+    superseded = [key_id_of(c) for c in removable(credentials, env_path, keep=set()) if key_id_of(c) not in room]
+    if request.keep_previous:
+        if superseded:
+            notes.append(f"Keep the previous secret(s) {', '.join(superseded)} (--keep-previous).")
+    else:
+        steps += [RemoveSecret(k, "superseded: .env no longer holds it") for k in superseded]
+    foreign = [key_id_of(c) for c in credentials if not made_for(c, env_path)]
+    if foreign:
+        notes.append(f"Leave alone {len(foreign)} secret(s) that cypht-azure did not create for this .env: "
+                     f"{', '.join(foreign)}.")
+    return Plan("rotate-secret", tuple(steps), tuple(notes))
 
-    envstate.recheck(env_path)  # the file may have changed while Graph was called
-    room = await make_room_for_secret(session, app, env_path, keep=held)
-    result.removed_key_ids.extend(room)
-    created = await graph.add_password(object_id, display_name=new_secret_name(now, env_path), end=end)
-    secret = Secret(str(created.pop("secretText")))
-    new_id = key_id_of(created)
-    result.new_key_id, result.expires = new_id, str(created.get("endDateTime") or end)
-    checkpoint("secret-added")
 
-    session.progress.step("Waiting until Entra accepts the new client secret")
-    ok, last = verify_secret(session, client_id, secret, timeout=req.verify_timeout)
-    if not ok:
-        # Cypht keeps the old secret: take the new one back rather than write one that does not work.
-        await graph.remove_password(object_id, new_id)
-        raise OperationFailed(
-            f"Entra did not accept the new client secret within {req.verify_timeout:.0f} s ({last}). "
-            f"Nothing was changed in {env_path}; the new secret was removed again.",
-            hint="Run rotate-secret again later, or with a longer --verify-timeout.",
-        )
-    result.secret_verified = True
-    checkpoint("secret-verified")
+def due(request: RotateRequest, cur: Current, now: dt.datetime) -> str | None:
+    """Why the rotation is skipped (--if-expiring-within and the held secret lives long enough), else None."""
+    within = request.if_expiring_within
+    if within is None or cur.end is None or cur.end <= now + within:
+        return None
+    return (f"the secret in {request.env_file} ({cur.key_id}) is valid for {time_left(cur.end, now)} more, "
+            f"beyond --if-expiring-within {describe(within)}")
 
-    updates = envstate.secret_updates(providers, client_id=client_id, secret=secret, key_id=new_id)
+
+def rotation_values(doc: envfile.EnvDocument, app: dict[str, Any], providers: list[str],
+                    endpoints: cypht.SignInEndpoints | None = None) -> dict[str, EnvValue]:
+    """ID, secret and secret ID per block; a block the app had no keys in yet gets the rest of what
+    Cypht needs, as provision writes it."""
+    client_id = str(app["appId"])
+    values: dict[str, EnvValue] = {}
+    for provider in providers:
+        keys = cypht.provider_keys(provider)
+        values.update({keys.client_id: client_id, keys.client_secret: Fill.SECRET, keys.secret_id: Fill.SECRET_ID})
     uris = list((app.get("web") or {}).get("redirectUris") or [])
     if uris:
-        # A block the app had no keys in yet gets the rest of what Cypht needs, as provision writes it.
-        complete = envstate.updates_for(doc, providers, client_id=client_id, secret=secret, key_id=new_id,
-                                        redirect_uri=uris[0],
-                                        endpoints=session.cypht_endpoints(app))
-        updates.update({k: v for k, v in complete.items() if doc.get(k) is None})
-    result.keys_written = envstate.changed_keys(doc, updates)
-    new_doc = doc.updated(updates, block_comment=envstate.BLOCK_COMMENT)
-    try:
-        envstate.write_env(env_path, new_doc.render(), updates=updates)
-    except BaseException:
-        await graph.remove_password(object_id, new_id)
-        raise
-    checkpoint("env-written")
+        complete = envstate.updates_for(doc, providers, client_id=client_id, secret=Secret(""), key_id="",
+                                        redirect_uri=uris[0], endpoints=endpoints)
+        values.update({k: v for k, v in complete.items() if doc.get(k) is None and k not in values})
+    return {k: v for k, v in values.items() if isinstance(v, Fill) or doc.get(k) != v}
 
-    still_held = envstate.held_secret_ids(new_doc, client_id)
-    superseded = [key_id_of(c) for c in removable(credentials, env_path, keep=still_held | {new_id})]
-    if req.keep_previous:
-        result.kept_key_ids = superseded
-        if superseded:
-            actions.append(f"Kept the previous secret(s) {', '.join(superseded)} (--keep-previous).")
+
+async def rotate(session: Session, request: RotateRequest, target: Target, doc: envfile.EnvDocument,
+                 on_record: Callable[[StepRecord], None]) -> RotateResult:
+    app = await fetch_app(session, target)
+    if app is None:
+        raise not_found(target, session)
+    require_ours(app, target)
+    now = utcnow()
+    plan = plan_rotate(request, doc, app, now, endpoints=session.cypht_endpoints(app))
+    applied = Applied(object_id=str(app["id"]), client_id=str(app["appId"]))
+    if request.dry_run:
+        applied.records = planned(plan)
     else:
-        for key in superseded:
-            if await graph.remove_password(object_id, key):
-                result.removed_key_ids.append(key)
-    if result.foreign_key_ids:
-        actions.append(f"Left alone {len(result.foreign_key_ids)} secret(s) that cypht-azure did not create "
-                       f"for this .env: {', '.join(result.foreign_key_ids)}.")
-    return result
+        await apply(plan, Context(session, doc, request.env_file, applied, on_record=on_record))
+    cur = current_state(doc, app)
+    credentials = list(app.get("passwordCredentials") or [])
+    write = plan.of(WriteEnv)
+    superseded = [key_id_of(c) for c in removable(credentials, request.env_file, keep=set())]
+    return RotateResult(
+        client_id=str(app["appId"]), object_id=str(app["id"]), tenant_id=session.tenant_id,
+        env_file=str(request.env_file), new_key_id=applied.key_id, expires=applied.expires,
+        previous_key_id=cur.key_id, previous_expires=iso(cur.end) if cur.end else None,
+        removed_key_ids=applied.removed, kept_key_ids=superseded if request.keep_previous and write else [],
+        foreign_key_ids=[key_id_of(c) for c in credentials if not made_for(c, request.env_file)],
+        providers=cur.providers,
+        keys_written=applied.keys_written if not request.dry_run else list(write[0].keys) if write else [],
+        skipped={"reason": reason} if (reason := due(request, cur, now)) else None,
+        secret_verified=applied.verified, dry_run=request.dry_run, notes=list(plan.notes), steps=applied.records,
+    )

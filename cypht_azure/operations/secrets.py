@@ -18,7 +18,7 @@ from typing import Any
 
 from cypht_azure import cypht
 from cypht_azure.errors import OperationFailed
-from cypht_azure.operations.session import Session, parse_time
+from cypht_azure.operations.session import parse_time
 
 # Entra allows at most 2 client secrets on apps that accept personal Microsoft accounts.
 PERSONAL_SECRET_LIMIT = 2
@@ -67,17 +67,16 @@ def removable(credentials: list[dict[str, Any]], env_path: Path, *, keep: set[st
     return [c for c in oldest_first(credentials) if made_for(c, env_path) and key_id_of(c) not in keep]
 
 
-async def make_room_for_secret(session: Session, app: dict[str, Any], env_path: Path, *, keep: set[str]) -> list[str]:
-    """On personal-account apps at the limit, remove this `.env`'s unused secrets (never one it holds)."""
+def room_for_secret(app: dict[str, Any], env_path: Path, *, keep: set[str]) -> list[str]:
+    """The secrets to remove before adding one: on personal-account apps at Entra's limit, this
+    `.env`'s unused secrets, oldest first (never one it holds). Refuses when that is not enough."""
     credentials = list(app.get("passwordCredentials") or [])
     if not cypht.includes_personal(str(app.get("signInAudience"))) or len(credentials) < PERSONAL_SECRET_LIMIT:
         return []
     candidates = removable(credentials, env_path, keep=keep)
     removed: list[str] = []
     while len(credentials) - len(removed) >= PERSONAL_SECRET_LIMIT and candidates:
-        key = key_id_of(candidates.pop(0))
-        await session.graph.remove_password(str(app["id"]), key)
-        removed.append(key)
+        removed.append(key_id_of(candidates.pop(0)))
     if len(credentials) - len(removed) >= PERSONAL_SECRET_LIMIT:
         listed = ", ".join(f"{c.get('displayName') or '(no name)'} ({key_id_of(c)})" for c in credentials)
         raise OperationFailed(
@@ -87,7 +86,6 @@ async def make_room_for_secret(session: Session, app: dict[str, Any], env_path: 
                  "Delete one of these in the Entra admin center (App registrations > Certificates & "
                  "secrets) and run again.",
         )
-    app["passwordCredentials"] = [c for c in credentials if key_id_of(c) not in removed]
     return removed
 
 

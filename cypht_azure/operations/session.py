@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import threading
@@ -246,13 +247,16 @@ def poll_interval(elapsed: float) -> float:
     return min(max(0.25, elapsed / 8), 5.0)
 
 
-def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: float) -> tuple[bool, str]:
-    """Try the secret at the token endpoint until Entra accepts it (new secrets take seconds to work)."""
+async def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: float) -> tuple[bool, str]:
+    """Try the secret at the token endpoint until Entra accepts it (new secrets take seconds to work).
+
+    Each try runs on a worker thread and the waits are asyncio sleeps, so Ctrl-C (which cancels the
+    command's task) stops the wait within a try instead of after the timeout."""
     cred = secret_credential(session, client_id, secret)
     started = time.monotonic()
     deadline, told = started + timeout, -60.0
     while True:
-        check = try_secret(session, cred)
+        check = await asyncio.to_thread(try_secret, session, cred)
         if check.verdict in ("accepted", "no-service-principal"):
             # Entra checks the secret before it looks for the app's service principal, which a
             # new registration does not have yet (Cypht's delegated sign-in creates it): the
@@ -265,7 +269,7 @@ def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: 
         if now - told >= 10:  # a try every fraction of a second: say so once, then every 10 s
             told = now
             session.progress.waiting("Waiting for Entra to accept the new client secret", remaining)
-        time.sleep(min(poll_interval(now - started), remaining))
+        await asyncio.sleep(min(poll_interval(now - started), remaining))
 
 
 def utcnow() -> dt.datetime:

@@ -192,7 +192,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
         secret_state = next((s for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values()
                              if s.client_id == client_id and s.secret), None)
         if secret_state is not None and secret_state.secret is not None:
-            ok, why = verify_secret(session, client_id, secret_state.secret, timeout=0)
+            ok, why = await verify_secret(session, client_id, secret_state.secret, timeout=0)
             result.secret_verified = ok
             if not ok:
                 found.append(findings.secret_rejected(why))

@@ -7,6 +7,7 @@ Schema the schemas use.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from pathlib import Path
@@ -26,6 +27,17 @@ from cypht_azure.operations.status import (
     SecretInfo,
     StatusAllResult,
     StatusResult,
+)
+from cypht_azure.operations.steps import (
+    DONE,
+    UNDONE,
+    AddSecret,
+    CreateRegistration,
+    DeleteRegistration,
+    Fill,
+    RemoveSecret,
+    StepRecord,
+    WriteEnv,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,15 +109,17 @@ def provision_docs() -> list[dict[str, Any]]:
         client_id=APP_ID, object_id=OBJ_ID, tenant_id=TENANT, display_name="Cypht webmail (mail.example.com)",
         unique_name="cypht-azure-mail-example-com-0123456789", sign_in_audience="AzureADandPersonalMicrosoftAccount",
         redirect_uris=["https://mail.example.com/"], secret_key_id=KEY, secret_expires="2027-11-28T10:00:00Z",
-        env_file="/var/www/cypht/.env", keys_written=["OUTLOOK_CLIENT_ID", "OUTLOOK_CLIENT_SECRET"], changed=True,
+        env_file="/var/www/cypht/.env", keys_written=["OUTLOOK_CLIENT_ID", "OUTLOOK_CLIENT_SECRET"],
         created=True, updated_fields=[], secret_created=True, secret_verified=True, dry_run=False,
-        actions=["Created the app registration."],
+        steps=[StepRecord(CreateRegistration("Cypht webmail", "cypht-azure-x", {}), DONE, f"client ID {APP_ID}"),
+               StepRecord(WriteEnv("/var/www/cypht/.env", {"OUTLOOK_CLIENT_SECRET": Fill.SECRET}, commit=True), DONE)],
     )
     fresh = ProvisionResult(**base)
     dry = ProvisionResult(**{**base, "client_id": "(new)", "object_id": "(new)", "unique_name": None,
-                             "secret_key_id": None, "secret_expires": None, "changed": False,
-                             "secret_created": False, "secret_verified": None, "dry_run": True},
-                          removed_key_ids=[KEY])
+                             "secret_key_id": None, "secret_expires": None,
+                             "secret_created": False, "secret_verified": None, "dry_run": True,
+                             "steps": [StepRecord(RemoveSecret(KEY, "unused"))]},
+                          removed_key_ids=[KEY], notes=["Keep the client secret."])
     return [fresh.to_json() | {"sandbox": False}, dry.to_json() | {"sandbox": True}]
 
 
@@ -118,7 +132,8 @@ def rotate_docs() -> list[dict[str, Any]]:
         keys_written=["OUTLOOK_CLIENT_SECRET", "OUTLOOK_CLIENT_SECRET_ID"], skipped=None, secret_verified=True,
         dry_run=False,
     )
-    rotated = RotateResult(**base, actions=["Add a client secret."])
+    rotated = RotateResult(**base, steps=[StepRecord(AddSecret("cypht-azure", "2027-11-28T10:00:00Z",
+                                                               dt.timedelta(days=365)), UNDONE, f"secret ID {KEY}")])
     skipped = RotateResult(**{**base, "new_key_id": None, "expires": None, "removed_key_ids": [],
                               "keys_written": [], "secret_verified": None,
                               "skipped": {"reason": "the secret is valid for 200 more days"}})
@@ -159,7 +174,9 @@ def status_all_docs() -> list[dict[str, Any]]:
 
 def deprovision_docs() -> list[dict[str, Any]]:
     done = DeprovisionResult(APP_ID, OBJ_ID, "Cypht webmail (mail.example.com)", TENANT, "/var/www/cypht/.env",
-                             True, False, False, ["OUTLOOK_CLIENT_ID"], False, ["Delete the app registration."])
+                             True, False, False, ["OUTLOOK_CLIENT_ID"], False,
+                             ["The app registration is already deleted."],
+                             [StepRecord(DeleteRegistration(OBJ_ID, APP_ID, None, commit=True), DONE)])
     again = DeprovisionResult(APP_ID, OBJ_ID, None, TENANT, "./.env", False, True, True, [], False)
     return [done.to_json() | {"sandbox": False}, again.to_json() | {"sandbox": True}]
 

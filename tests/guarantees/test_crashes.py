@@ -32,8 +32,12 @@ from tests.guarantees.harness import (
 REACHED = {
     "provision": ["env-locked", "signed-in", "app-ready", "secret-added", "env-written"],
     "rotate-secret": ["env-locked", "signed-in", "secret-added", "secret-verified", "env-written"],
-    "deprovision": ["env-locked", "signed-in"],
+    "deprovision": ["env-locked", "signed-in", "app-deleted"],
 }
+# Each command's commit point (docs/guarantees.md, "Commit points"): the last step boundary before it
+# and the first after it. Before: .env is as it was; after: the change is made and stays.
+COMMIT = {"provision": ("secret-added", "env-written"), "rotate-secret": ("secret-verified", "env-written"),
+          "deprovision": ("signed-in", "app-deleted")}
 CASES = [pytest.param(c, s, id=f"{c}-{s}") for c, steps in REACHED.items() for s in steps]
 
 
@@ -87,10 +91,18 @@ def test_kill_at_step_then_run_again(emulator: Any, tmp_path: Path, command: str
 
     # Right after the kill: .env unchanged or fully updated, and the secret it holds works.
     invariant.check(emulator, before, None, command=command, after_success=False)
-    if step == "env-written" and command != "deprovision":
-        assert env_file.read_bytes() != before.data, "past env-written the .env must hold the new secret"
-    if step in ("env-locked", "signed-in"):
-        assert env_file.read_bytes() == before.data
+    last_before, first_after = COMMIT[command]
+    if REACHED[command].index(step) <= REACHED[command].index(last_before):
+        assert env_file.read_bytes() == before.data, f"before the commit point of {command}, .env is untouched"
+        if command == "deprovision":
+            assert seeded is not None and emulator.directory.get_application(app_id=seeded["client_id"]) is not None
+    elif step == first_after:
+        if command == "deprovision":
+            assert seeded is not None and emulator.directory.get_application(app_id=seeded["client_id"]) is None, \
+                "past its commit point the registration is deleted"
+            assert env_file.read_bytes() == before.data, "the .env keys go in the step after the DELETE"
+        else:
+            assert env_file.read_bytes() != before.data, "past env-written the .env must hold the new secret"
 
     # The re-run finishes the job and removes whatever the killed run left in Graph.
     mid = invariant.snapshot(env_file, known_secrets=before.secrets)

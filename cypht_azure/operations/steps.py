@@ -1,0 +1,215 @@
+"""The steps a command's plan is made of, and what running them gave.
+
+A plan is an ordered tuple of frozen steps, computed with no I/O from the request, the `.env` read
+under the lock and what Graph returned (`plan_provision`, `plan_rotate`, ...). `apply.py` runs it;
+`--dry-run`, the human text, `--json` and the audit trail all render these same objects.
+
+At most one step of a plan is its commit point (`commit=True`): before it, what the run created is
+undone on failure or Ctrl-C; after it, nothing is undone, only reported.
+
+Adding a step: a frozen dataclass here with `summary()` (imperative, shown in plans and as done) and
+a handler in `apply.py` registered with `@handles(NewStep)`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cypht_azure.durations import describe
+from cypht_azure.secret import Secret
+
+
+class Fill(enum.Enum):
+    """A `.env` value known only once an earlier step ran (the secret is never part of a plan)."""
+
+    CLIENT_ID = "the new registration's client ID"
+    SECRET = "the new client secret"
+    SECRET_ID = "the new client secret's ID"
+
+
+EnvValue = str | Secret | Fill | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Step:
+    commit: bool = False  # the command's commit point
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.name, "summary": self.summary(), "commit_point": self.commit}
+
+
+@dataclass(frozen=True)
+class CreateRegistration(Step):
+    display_name: str
+    unique_name: str
+    body: Mapping[str, Any]
+
+    def summary(self) -> str:
+        return f"Create the app registration {self.display_name!r} (uniqueName {self.unique_name})"
+
+
+@dataclass(frozen=True)
+class PatchRegistration(Step):
+    client_id: str
+    fields: tuple[str, ...]
+    patch: Mapping[str, Any]
+
+    def summary(self) -> str:
+        return f"Update the registration {self.client_id}: {', '.join(self.fields)}"
+
+
+@dataclass(frozen=True)
+class RemoveSecret(Step):
+    key_id: str
+    reason: str
+
+    def summary(self) -> str:
+        return f"Remove the client secret {self.key_id} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class AddSecret(Step):
+    display_name: str
+    end: str
+    lifetime: dt.timedelta
+
+    def summary(self) -> str:
+        return f"Add a client secret valid for {describe(self.lifetime)} ({self.display_name!r})"
+
+
+@dataclass(frozen=True)
+class VerifySecret(Step):
+    timeout: float
+
+    def summary(self) -> str:
+        return f"Check that Entra accepts the new client secret (waiting up to {self.timeout:.0f} s)"
+
+
+@dataclass(frozen=True)
+class WriteEnv(Step):
+    path: str
+    values: Mapping[str, EnvValue]  # None removes the key
+    switch_from: str | None = None  # the client ID .env named before, when this switches it
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.values)
+
+    def summary(self) -> str:
+        set_keys = [k for k, v in self.values.items() if v is not None]
+        gone = [k for k, v in self.values.items() if v is None]
+        parts = []
+        if set_keys:
+            parts.append(f"Write {', '.join(set_keys)}")
+        if gone:
+            parts.append(f"{'remove' if parts else 'Remove'} {', '.join(gone)}")
+        text = f"{' and '.join(parts)} in {self.path}"
+        if self.switch_from:
+            text += f", switching its client ID from {self.switch_from}"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return super().to_json() | {"keys": list(self.keys), "switch_from": self.switch_from}
+
+
+@dataclass(frozen=True)
+class DeleteRegistration(Step):
+    object_id: str
+    client_id: str
+    display_name: str | None
+
+    def summary(self) -> str:
+        return f"Delete (restorable for 30 days) the app registration {self.display_name!r} ({self.client_id})"
+
+
+@dataclass(frozen=True)
+class PurgeRegistration(Step):
+    object_id: str
+    client_id: str
+
+    def summary(self) -> str:
+        return f"Permanently delete the app registration {self.client_id} from Deleted applications"
+
+
+@dataclass(frozen=True)
+class RestoreRegistration(Step):
+    object_id: str
+    client_id: str
+    display_name: str | None
+
+    def summary(self) -> str:
+        return f"Restore the deleted app registration {self.display_name!r} ({self.client_id})"
+
+
+@dataclass(frozen=True)
+class Plan:
+    command: str
+    steps: tuple[Step, ...]
+    notes: tuple[str, ...] = ()  # what was decided without a step (kept secrets, left-alone secrets)
+
+    @property
+    def commit_point(self) -> Step | None:
+        return next((s for s in self.steps if s.commit), None)
+
+    def of(self, kind: type[Step]) -> list[Any]:
+        return [s for s in self.steps if isinstance(s, kind)]
+
+
+PLANNED, DONE, UNDONE, FAILED, NOT_RUN = "planned", "done", "undone", "failed", "not run"
+
+
+@dataclass
+class StepRecord:
+    step: Step
+    status: str = PLANNED
+    detail: str | None = None  # what running it gave (an ID), or why it failed
+
+    def line(self) -> str:
+        return self.step.summary() + (f": {self.detail}" if self.detail else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.step.to_json() | {"status": self.status, "detail": self.detail}
+
+
+@dataclass
+class Applied:
+    """What running a plan gave, step by step (starting from what was read before planning)."""
+
+    object_id: str | None = None
+    client_id: str | None = None
+    created: bool = False
+    secret: Secret | None = None
+    key_id: str | None = None
+    expires: str | None = None
+    verified: bool | None = None
+    removed: list[str] = field(default_factory=list)
+    updated_fields: list[str] = field(default_factory=list)
+    keys_written: list[str] = field(default_factory=list)
+    deleted: bool = False
+    purged: bool = False
+    restored: dict[str, Any] | None = None
+    committed: bool = False
+    records: list[StepRecord] = field(default_factory=list)
+
+    def done(self) -> list[StepRecord]:
+        return [r for r in self.records if r.status == DONE]
+
+
+def planned(plan: Plan) -> list[StepRecord]:
+    return [StepRecord(s) for s in plan.steps]
+
+
+def changed(records: list[StepRecord]) -> bool:
+    """Whether anything changed: a step completed and was not undone (VerifySecret changes nothing)."""
+    return any(r.status == DONE and not isinstance(r.step, VerifySecret) for r in records)
