@@ -62,6 +62,7 @@ class Response:
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    after_lost: bool = False  # an earlier attempt's answer was lost: it may have done the work
 
 
 @dataclass
@@ -204,7 +205,7 @@ class Graph:
                      (time.monotonic() - started) * 1000)
             parsed = _json_or_none(raw)
             if status in ok:
-                return Response(status, parsed, dict(raw.headers))
+                return Response(status, parsed, dict(raw.headers), after_lost=answer_lost)
             error = _graph_error(status, parsed, method, label, request_id)
             if status in RETRY_STATUSES and attempt < self.policy.attempts:
                 delay = _retry_after(raw.headers.get("Retry-After"), self.policy.backoff * 2 ** (attempt - 1))
@@ -249,13 +250,14 @@ class Graph:
                             allow_404=not fresh_object, fresh_object=fresh_object)
         return None if r.status == 404 else dict(r.body)
 
-    async def upsert_application(self, unique_name: str, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Create-or-update by uniqueName. Returns the new app on create (201), None on update (204)."""
+    async def upsert_application(self, unique_name: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+        """Create-or-update by uniqueName: (the new app on create (201), else None; whether an earlier
+        attempt's answer was lost, so that a 204 may be our own create answered twice)."""
         r = await self.call(
             "PATCH", self.client.applications_with_unique_name(unique_name), label="create or update application",
             body=body, headers={"Prefer": "create-if-missing"},
         )
-        return dict(r.body) if r.status == 201 else None
+        return (dict(r.body) if r.status == 201 else None), r.after_lost
 
     async def update_application(self, object_id: str, patch: dict[str, Any], *, fresh_object: bool = False) -> None:
         await self.call("PATCH", self.client.applications.by_application_id(object_id),

@@ -159,7 +159,10 @@ def _explain(exc: BaseException, applied: Applied, undo_failures: list[str]) -> 
 @handles(CreateRegistration)
 async def _create(step: CreateRegistration, ctx: Context, record: StepRecord) -> str | None:
     graph, applied = ctx.session.graph, ctx.applied
-    app = await graph.upsert_application(step.unique_name, dict(step.body))
+    app, after_lost = await graph.upsert_application(step.unique_name, dict(step.body))
+    if app is None and after_lost:
+        # Our first attempt created it and its answer was lost; the retry found it and answered 204.
+        app = await graph.get_application(unique_name=step.unique_name, fresh_object=True)
     if app is None:
         # Someone created a registration for this URL between our read and our write (Graph answered
         # 204: updated). Never adopt it silently.
