@@ -50,13 +50,6 @@ def env_read(path: Path, *, writes: bool, providers: list[str] | None = None) ->
             envstate.preflight(target, doc, providers)
             checkpoint("env-locked")
             yield doc
-            return
-        envstate.preflight(target, doc, providers)  # refused before waiting for the lock
-        with target.locked(LOCK_WAIT):
-            doc = target.read()  # the document every decision is made from
-            envstate.preflight(target, doc, providers)
-            checkpoint("env-locked")
-            yield doc
 
 
 def signed_in(make_connection: MakeConnection, progress: Progress,
