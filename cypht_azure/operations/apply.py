@@ -259,7 +259,7 @@ async def _write_env(step: WriteEnv, ctx: Context, record: StepRecord) -> str | 
         else:
             updates[key] = value
     block_comment = envstate.BLOCK_COMMENT if any(v is not None for v in updates.values()) else None
-    new_doc = ctx.doc.updated(updates, block_comment=block_comment)
+    new_doc = envstate.edited(ctx.doc, updates, block_comment=block_comment)
     envstate.write_env(ctx.env_path, new_doc.render(), updates=updates, block_comment=block_comment)
     ctx.doc = new_doc
     applied.keys_written = list(step.keys)
