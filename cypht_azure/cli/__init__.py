@@ -59,10 +59,12 @@ _register()
 
 
 def main() -> None:
-    # Our Graph client speaks HTTP/1.1 (graph.py). h2 is installed only because msgraph-core asks for
-    # httpx[http2], and httpcore imports it whenever it is installed; marked absent, httpcore takes
-    # its own path for a missing h2 (HTTP/2 unavailable). 1.4 MiB and ~10 ms less for every command.
-    sys.modules.setdefault("h2", None)  # type: ignore[arg-type]
+    # Optional packages httpcore imports whenever they are installed, which we never use: h2 (our
+    # Graph client speaks HTTP/1.1; msgraph-core's httpx[http2] installs it: 1.4 MiB and ~10 ms) and
+    # trio (we run on asyncio; a selenium or similar in the same environment brings it: ~4 MiB and 50
+    # modules). Marked absent, httpcore takes its own paths for a missing package.
+    for unused in ("h2", "trio"):
+        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
     # A command lives for seconds and its data (JSON, .env text) has no reference cycles, but the
     # collector's passes over the ~800 modules a Graph command loads cost ~15% of its CPU time.
     # Memory still goes back by reference counting; `emulator`, which runs for hours, turns it back on.
