@@ -142,6 +142,12 @@ def opened(path: Path) -> Iterator[envdisk.EnvTarget]:
             _OPEN.pop(Path(path), None)
 
 
+def real_path(path: Path) -> Path:
+    """The file `path` names: as resolved once by `opened()` during a command, else resolved now."""
+    target = _OPEN.get(Path(path))
+    return target.real if target is not None else Path(os.path.realpath(path))
+
+
 def preflight(target: envdisk.EnvTarget, doc: envfile.EnvDocument, providers: list[str] | None = None) -> None:
     """Everything about `.env` that must hold before a secret is created (EnvFileError: exit 2).
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from cypht_azure import cypht
 from cypht_azure.errors import OperationFailed
+from cypht_azure.operations import envstate
 from cypht_azure.operations.session import parse_time
 
 # Entra allows at most 2 client secrets on apps that accept personal Microsoft accounts.
@@ -25,7 +25,7 @@ PERSONAL_SECRET_LIMIT = 2
 
 
 def env_tag(env_path: Path) -> str:
-    real = os.path.realpath(env_path)
+    real = envstate.real_path(env_path)  # resolved once: a link re-pointed meanwhile changes nothing
     host = socket.gethostname().split(".")[0][:24] or "host"
     digest = hashlib.sha256(f"{socket.gethostname()}:{real}".encode()).hexdigest()[:8]
     return f"{host}:{digest}"
