@@ -197,3 +197,40 @@ def test_a_refusing_receiver_is_not_asked_again(receiver: Receiver) -> None:
 def test_bad_notify_urls_are_refused(url: str) -> None:
     with pytest.raises(InputError, match="not an http"):
         notify.validate_urls([url])
+
+
+# After a run: audit line, last run, events — from the --json outcome
+
+def test_finish_logs_changes_records_noops_and_notifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        receiver: Receiver) -> None:
+    from cypht_azure.operations import runlog
+
+    monkeypatch.setenv("CYPHT_AZURE_LOG_DIR", str(tmp_path / "log"))
+    env_file = tmp_path / ".env"
+    now = dt.datetime.now(UTC)
+    outcome = {"client_id": "app-1", "new_key_id": "k-new", "expires": "2027-01-01T00:00:00Z",
+               "removed_key_ids": ["k-old"], "changed": True,
+               "deploy_hooks": [{"name": "10-reload", "ok": True, "exit_code": 0}]}
+    done = runlog.finish("rotate-secret", env_file, outcome=outcome, exit_code=0, notify_urls=[receiver.url], now=now)
+    assert done.audited and done.warnings == []
+    [line] = audit.read(10, folder=tmp_path / "log")
+    assert line | {"time": "-"} == {"time": "-", "command": "rotate-secret", "exit_code": 0, "env_file": str(env_file),
+                                    "app": "app-1", "added": ["k-new"], "removed": ["k-old"],
+                                    "hooks": [{"name": "10-reload", "ok": True, "exit_code": 0}], "changed": True}
+    assert [b["event"] for b in receiver.bodies] == ["rotated"]
+
+    soon = (now + 3 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
+    noop = runlog.finish("rotate-secret", env_file, outcome={"client_id": "app-1", "previous_expires": soon,
+                                                             "changed": False},
+                         exit_code=0, notify_urls=[receiver.url], now=now)
+    assert not noop.audited and len(audit.read(10, folder=tmp_path / "log")) == 1
+    assert audit.last_run(env_file, folder=tmp_path / "log")["exit_code"] == 0
+    assert [b["event"] for b in receiver.bodies] == ["rotated", "expiring"]
+
+    failed = runlog.finish("rotate-secret", env_file, outcome=None, exit_code=3, error="could not sign in",
+                           app="app-1", notify_urls=[receiver.url], now=now)
+    assert failed.audited and audit.read(1, folder=tmp_path / "log")[0]["error"] == "could not sign in"
+    assert receiver.bodies[-1]["event"] == "failed" and receiver.bodies[-1]["exit_code"] == 3
+    assert runlog.finish("rotate-secret", env_file, outcome=outcome, exit_code=0, dry_run=True,
+                         notify_urls=[receiver.url]).audited is False
+    assert len(receiver.bodies) == 3

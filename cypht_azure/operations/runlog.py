@@ -1,0 +1,77 @@
+"""After a run of `provision` or `rotate-secret`: the audit line, the last-run record and the webhook
+events, all from the same outcome document that `--json` prints (or from the error that ended the run).
+
+Nothing here may change the run's outcome: a log that cannot be written or a webhook that does not
+answer becomes a warning, never a different exit code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cypht_azure.operations import audit, notify
+from cypht_azure.secret import Secret
+
+log = logging.getLogger("cypht_azure.runlog")
+
+
+@dataclass
+class Finished:
+    deliveries: list[notify.Delivery] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    audited: bool = False
+
+
+def entry_for(command: str, env_file: Path, outcome: Mapping[str, Any] | None, exit_code: int,
+              error: str | None, app: str | None) -> audit.Entry:
+    outcome = outcome or {}
+    added = [outcome["new_key_id"]] if outcome.get("new_key_id") else (
+        [outcome["secret_key_id"]] if outcome.get("secret_created") and outcome.get("secret_key_id") else [])
+    return audit.Entry(
+        command=command, exit_code=exit_code, env_file=str(env_file),
+        app=outcome.get("client_id") or app, added=added,
+        removed=list(outcome.get("removed_key_ids") or outcome.get("removed_secret_ids") or []),
+        hooks=list(outcome.get("deploy_hooks") or []), changed=bool(outcome.get("changed")), error=error,
+    )
+
+
+def tried_to_change(outcome: Mapping[str, Any] | None, exit_code: int) -> bool:
+    if exit_code != 0:
+        return True
+    return bool(outcome and (outcome.get("changed") or outcome.get("deploy_hooks")))
+
+
+def finish(command: str, env_file: Path, *, outcome: Mapping[str, Any] | None, exit_code: int,
+           error: str | None = None, app: str | None = None, dry_run: bool = False,
+           notify_urls: Sequence[str] = (), ca_file: str | None = None, secrets: Sequence[Secret] = (),
+           now: dt.datetime | None = None) -> Finished:
+    """Record the run and send its events. Dry runs change nothing and are neither logged nor sent."""
+    finished = Finished()
+    if dry_run:
+        return finished
+    try:
+        if tried_to_change(outcome, exit_code):
+            audit.write(entry_for(command, env_file, outcome, exit_code, error, app), secrets=secrets)
+            finished.audited = True
+        else:
+            audit.record_last_run(env_file, command=command, exit_code=exit_code)
+    except (OSError, audit.SecretInLogLine) as exc:
+        finished.warnings.append(f"the audit log could not be written: {exc}")
+    if notify_urls:
+        outcome = outcome or {}
+        rotated = bool(outcome.get("new_key_id") or outcome.get("secret_created"))
+        expires = (outcome.get("expires") or outcome.get("secret_expires")) if rotated else (
+            outcome.get("previous_expires") or outcome.get("secret_expires"))
+        events = notify.events_for(
+            command=command, env_file=str(env_file), exit_code=exit_code, app=outcome.get("client_id") or app,
+            rotated=rotated, expires=expires, message=error, now=now or dt.datetime.now(dt.timezone.utc))
+        finished.deliveries = notify.send(notify_urls, events, ca_file=ca_file)
+        for d in finished.deliveries:
+            if not d.ok:
+                finished.warnings.append(f"the {d.event} event did not reach {d.url}: {d.detail}")
+    return finished
