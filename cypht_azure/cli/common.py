@@ -105,6 +105,29 @@ DryRunOpt = Annotated[bool, typer.Option(
     "--dry-run", envvar=env("DRY_RUN"), help="Show what would change; change nothing.",
 )]
 
+# Unattended renewal (provision and rotate-secret).
+RENEWAL = "Deploy hooks and alerts"
+DeployHookOpt = Annotated[list[str] | None, typer.Option(
+    "--deploy-hook", metavar="CMD", rich_help_panel=RENEWAL,
+    help="Shell command to run after .env holds the new secret and before the old one is removed, e.g. "
+         "'docker compose up -d cypht' (repeatable). Then the executables in the hooks folder run: "
+         "/etc/cypht-azure/deploy-hooks.d/ for root, $XDG_CONFIG_HOME/cypht-azure/deploy-hooks.d/ otherwise. "
+         "A failing hook keeps the old secret and exits 8.",
+)]
+DeployHookTimeoutOpt = Annotated[float, typer.Option(
+    "--deploy-hook-timeout", metavar="SECONDS", envvar=env("DEPLOY_HOOK_TIMEOUT"), min=1.0, rich_help_panel=RENEWAL,
+    help="Seconds each deploy hook may run before it is stopped (and counts as failed).",
+)]
+RunDeployHooksOpt = Annotated[bool, typer.Option(
+    "--run-deploy-hooks", envvar=env("RUN_DEPLOY_HOOKS"), rich_help_panel=RENEWAL,
+    help="With --dry-run: run the deploy hooks too (against the secret .env holds now), to test them.",
+)]
+NotifyOpt = Annotated[list[str] | None, typer.Option(
+    "--notify", metavar="URL", envvar=env("NOTIFY"), rich_help_panel=RENEWAL,
+    help="POST a JSON event to this webhook on every rotation, every failure and every secret expiring "
+         "within 14 days that was not replaced (repeatable; recorded in .env for later runs). Never the secret.",
+)]
+
 
 @dataclass
 class Common:
@@ -122,6 +145,18 @@ class Common:
     json: bool = False
     verbose: bool = False
     quiet: bool = False
+    # Options given on the command line or in the environment (not defaulted): what `.env` records,
+    # and what a recorded setting must not override.
+    user_set: frozenset[str] = frozenset()
+
+    def with_recorded(self, recorded: Any) -> Common:
+        """These options with the settings `.env` recorded (operations.settings) under the given ones."""
+        from dataclasses import replace
+
+        from cypht_azure.operations import settings
+
+        given = {name: getattr(self, name) for name in settings.KEYS if hasattr(self, name)}
+        return replace(self, **settings.layer(given, self.user_set, recorded))
 
 
 def error_document(kind: str, message: str, hint: str | None, code: int) -> str:
@@ -154,6 +189,7 @@ class Output:
         self._last_plain = 0.0
         self._carried: list[tuple[str, str, str | None]] | None = None
         self._shown_steps = False  # plan steps were printed as they completed
+        self.last_error: str | None = None
 
     # Progress (the Progress protocol of operations.session)
     def step(self, message: str) -> None:
@@ -217,7 +253,13 @@ class Output:
         self.finish()
         print(self._yellow(f"warning: {self.contextual(message)}"), file=sys.stderr, flush=True)
 
+    def error_line(self, text: str) -> None:
+        """An error on stderr only (the outcome document, if any, was already printed)."""
+        self.finish()
+        print(self._red(f"error: {self.contextual(text)}"), file=sys.stderr, flush=True)
+
     def error(self, exc: BaseException, code: int) -> None:
+        self.last_error = str(getattr(exc, "message", exc))
         self.finish()
         print(self._red(f"error: {self.contextual(str(exc))}"), file=sys.stderr, flush=True)
         if self.json:
@@ -274,9 +316,13 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
     shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
               for name, annotation, default in _SHARED]
 
+    context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
+
     @functools.wraps(func)
-    def wrapper(**kwargs: Any) -> None:
-        common = Common(**{name: kwargs.pop(name) for name, _, _ in _SHARED})
+    def wrapper(ctx: typer.Context, **kwargs: Any) -> None:
+        user_set = frozenset(name for name in kwargs
+                             if getattr(ctx.get_parameter_source(name), "name", "") in ("COMMANDLINE", "ENVIRONMENT"))
+        common = Common(**{name: kwargs.pop(name) for name, _, _ in _SHARED}, user_set=user_set)
         if common.verbose and common.quiet:
             from cypht_azure.errors import InputError
 
@@ -287,7 +333,7 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
             raise typer.Exit(int(ExitCode.INVALID_INPUT))
         func(common=common, **kwargs)
 
-    all_params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared
+    all_params = [context] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared
     wrapper.__signature__ = own.replace(parameters=all_params, return_annotation=None)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {p.name: p.annotation for p in all_params}
     del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the original's
@@ -398,3 +444,67 @@ def connection(common: Common, out: Output) -> Any:
     settings = auth.SignInSettings(common.auth, common.tenant, endpoints, interactive=interactive,
                                    prompt=lambda m: print(m, file=sys.stderr, flush=True), timeout=common.timeout)
     return Connection(settings, timeout=common.timeout)
+
+
+@dataclass
+class Renewal:
+    """The unattended-renewal side of provision and rotate-secret: hooks, webhooks, settings to record."""
+
+    env_file: Path
+    hooks: tuple[Any, ...]
+    notify: list[str]
+    record: dict[str, str]
+
+
+def prepare_renewal(common: Common, env_file: Path, *, deploy_hook: list[str] | None, notify: list[str] | None,
+                    own: dict[str, Any]) -> Renewal:
+    """Check hooks and webhook URLs before anything happens; what to record in .env (only what was set)."""
+    from cypht_azure import envfile
+    from cypht_azure.operations import hooks, settings
+    from cypht_azure.operations import notify as webhooks
+
+    folder = hooks.default_hooks_dir()
+    found = tuple(hooks.collect(deploy_hook or [], folder))
+    hooks.validate(found, folder)
+    urls = webhooks.validate_urls(notify or [])
+    given = {name: getattr(common, name) for name in settings.KEYS if hasattr(common, name)} | own | {"notify": urls}
+    return Renewal(env_file, found, urls, settings.updates(given, common.user_set, envfile.parse("")))
+
+
+def finish_renewal(common: Common, out: Output, prepared: list[Renewal], command_name: str, env_file: Path,
+                   action: Callable[[], T], *, dry_run: bool, app: str | None = None) -> T:
+    """Run the command (which appends its Renewal to `prepared` once checked); then, whatever happened,
+    write the audit line and send the webhook events, from the outcome `--json` prints."""
+    from cypht_azure.operations import runlog
+
+    try:
+        result = run(common, out, action)
+    except typer.Exit as stop:
+        done = runlog.finish(command_name, env_file, outcome=None, exit_code=int(stop.exit_code),
+                             error=out.last_error, app=app, dry_run=dry_run,
+                             notify_urls=prepared[0].notify if prepared else [], ca_file=common.ca_file)
+        for warning in done.warnings:
+            out.warn(warning)
+        raise
+    outcome = result.to_json()  # type: ignore[attr-defined]
+    code = int(ExitCode.DEPLOY_HOOK_FAILED) if outcome.get("deploy_hooks_error") else 0
+    done = runlog.finish(command_name, env_file, outcome=outcome, exit_code=code,
+                         error=outcome.get("deploy_hooks_error"), dry_run=dry_run,
+                         notify_urls=prepared[0].notify if prepared else [], ca_file=common.ca_file)
+    for warning in done.warnings:
+        out.warn(warning)
+    return result
+
+
+def render_renewal(out: Output, result: Any, common: Common) -> None:
+    """The deploy hooks' lines after a command's outcome; exit 8 when one failed (old secret kept)."""
+    if not common.json and not out.quiet:
+        for run_ in result.deploy_hooks:
+            state = "ok" if run_["ok"] else "timed out" if run_["timed_out"] else f"FAILED (exit {run_['exit_code']})"
+            out.note(f"  Deploy hook  {run_['name']}: {state}, {run_['seconds']} s")
+    if result.deploy_hooks_error:
+        from cypht_azure.errors import DeployHookFailed
+
+        error = DeployHookFailed(result.deploy_hooks_error)
+        out.error_line(str(error))
+        raise typer.Exit(int(error.exit_code))

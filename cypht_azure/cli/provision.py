@@ -8,14 +8,21 @@ import typer
 
 from cypht_azure.cli.common import (
     Common,
+    DeployHookOpt,
+    DeployHookTimeoutOpt,
     EnvFileOpt,
+    NotifyOpt,
     Output,
+    Renewal,
+    RunDeployHooksOpt,
     choices,
     command,
     connection,
     env,
+    finish_renewal,
+    prepare_renewal,
     render_outcome,
-    run,
+    render_renewal,
     sandbox_banner,
 )
 from cypht_azure.cli.help import GroupedCommand
@@ -71,6 +78,10 @@ def provision(
     verify_timeout: Annotated[float, typer.Option(
         "--verify-timeout", metavar="SECONDS", envvar=env("VERIFY_TIMEOUT"), min=1.0, help="Seconds to wait for that.",
     )] = 120.0,
+    deploy_hook: DeployHookOpt = None,
+    deploy_hook_timeout: DeployHookTimeoutOpt = 300.0,
+    run_deploy_hooks: RunDeployHooksOpt = False,
+    notify: NotifyOpt = None,
 ) -> None:
     """Register (or repair) Cypht's Outlook/Office365 app and write its client ID and secret into .env.
 
@@ -86,12 +97,16 @@ def provision(
         cypht-azure provision --sandbox --url https://mail.example.com --env-file ./cypht.env
     """
     out = Output(common)
+    from cypht_azure.operations import envstate
+
+    env_path = envstate.resolve_env_path(env_file)
+    prepared: list[Renewal] = []
 
     def action() -> Any:
         from cypht_azure.cypht import InvalidInput, parse_providers
         from cypht_azure.durations import parse_duration, short_lifetime_warning
         from cypht_azure.errors import InputError
-        from cypht_azure.operations import envstate
+        from cypht_azure.operations import settings
         from cypht_azure.operations.provision import MAX_SECRET_LIFETIME, ProvisionRequest
         from cypht_azure.operations.runner import run_provision
 
@@ -101,17 +116,24 @@ def provision(
             raise InputError(str(exc)) from None
         lifetime = parse_duration(secret_lifetime, option="--secret-lifetime", maximum=MAX_SECRET_LIFETIME,
                                   maximum_text="2 years")
+        recorded = settings.load(env_path)
+        layered = common.with_recorded(recorded)
+        chosen = audience if "audience" in common.user_set else recorded.get("audience") or audience
+        urls = notify if "notify" in common.user_set else recorded.get("notify")
+        renewal = prepare_renewal(layered, env_path, deploy_hook=deploy_hook, notify=urls, own={"audience": audience})
+        prepared.append(renewal)
         request = ProvisionRequest(
-            url=url, env_file=envstate.resolve_env_path(env_file), redirect_uris=list(redirect_uri or []),
-            providers=providers, name=name, audience=audience, secret_lifetime=lifetime,
+            url=url, env_file=env_path, redirect_uris=list(redirect_uri or []),
+            providers=providers, name=name, audience=chosen, secret_lifetime=lifetime, deploy_hooks=renewal.hooks,
+            hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
             app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
         )
         if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
             out.warn(short)
         with sandbox_banner(out, common.sandbox):
-            return run_provision(request, lambda: connection(common, out), out, out.record)
+            return run_provision(request, lambda: connection(layered, out), out, out.record)
 
-    result = run(common, out, action)
+    result = finish_renewal(common, out, prepared, "provision", env_path, action, dry_run=dry_run)
     from cypht_azure.cypht import scope_note
 
     if (note := scope_note(result.sign_in_audience)) is not None and not out.quiet:
@@ -129,6 +151,7 @@ def provision(
     render_outcome(out, result, common=common, details=details, next_step=(
         "Next: in Cypht, open the add-account dialog and choose Outlook.com or Office365. "
         "Cypht re-reads .env on every request; no restart is needed."))
+    render_renewal(out, result, common)
 
 
 def register(app: typer.Typer) -> None:

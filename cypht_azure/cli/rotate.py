@@ -10,15 +10,22 @@ import typer
 from cypht_azure.cli.common import (
     AppIdOpt,
     Common,
+    DeployHookOpt,
+    DeployHookTimeoutOpt,
     DryRunOpt,
     EnvFileOpt,
     FindByUrlOpt,
+    NotifyOpt,
     Output,
+    Renewal,
+    RunDeployHooksOpt,
     command,
     connection,
     env,
+    finish_renewal,
+    prepare_renewal,
     render_outcome,
-    run,
+    render_renewal,
     sandbox_banner,
 )
 from cypht_azure.cli.help import GroupedCommand
@@ -35,6 +42,11 @@ def rotate_secret(
         help="Rotate only if the secret in .env expires within this time (e.g. 30d); otherwise do nothing "
              "and exit 0. Made for daily schedules.",
     )] = None,
+    when_due: Annotated[bool, typer.Option(
+        "--when-due", envvar=env("WHEN_DUE"),
+        help="Rotate only when less than a third of the secret's lifetime is left, or its expiry is unknown "
+             "or past (certbot's rule); otherwise do nothing and exit 0. What `schedule install` runs.",
+    )] = False,
     keep_previous: Annotated[bool, typer.Option(
         "--keep-previous", envvar=env("KEEP_PREVIOUS"),
         help="Leave the old secret to expire by itself instead of removing it.",
@@ -48,6 +60,10 @@ def rotate_secret(
         help="Seconds to wait for Entra to accept the new secret before .env is changed.",
     )] = 120.0,
     dry_run: DryRunOpt = False,
+    deploy_hook: DeployHookOpt = None,
+    deploy_hook_timeout: DeployHookTimeoutOpt = 300.0,
+    run_deploy_hooks: RunDeployHooksOpt = False,
+    notify: NotifyOpt = None,
 ) -> None:
     """Replace the client secret in .env with a new one, with no moment without a working secret.
 
@@ -57,16 +73,26 @@ def rotate_secret(
 
     Example (daily):
 
-        cypht-azure rotate-secret --env-file /var/www/cypht/.env --if-expiring-within 30d
+        cypht-azure rotate-secret --env-file /var/www/cypht/.env --when-due
     """
     out = Output(common)
+    from cypht_azure.operations import envstate
+
+    env_path = envstate.resolve_env_path(env_file)
+    prepared: list[Renewal] = []
 
     def action() -> Any:
         from cypht_azure.durations import parse_duration, short_lifetime_warning
-        from cypht_azure.operations import envstate
+        from cypht_azure.operations import settings
         from cypht_azure.operations.provision import MAX_SECRET_LIFETIME
         from cypht_azure.operations.rotate import RotateRequest
         from cypht_azure.operations.runner import run_rotate
+
+        recorded = settings.load(env_path)
+        layered = common.with_recorded(recorded)
+        urls = notify if "notify" in common.user_set else recorded.get("notify")
+        renewal = prepare_renewal(layered, env_path, deploy_hook=deploy_hook, notify=urls, own={})
+        prepared.append(renewal)
 
         lifetime = parse_duration(secret_lifetime, option="--secret-lifetime", maximum=MAX_SECRET_LIFETIME,
                                   maximum_text="2 years")
@@ -75,15 +101,16 @@ def rotate_secret(
         if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
             out.warn(short)
         request = RotateRequest(
-            env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
+            env_file=env_path, app_id=app_id, url=url, when_due=when_due, deploy_hooks=renewal.hooks,
+            hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
             if_expiring_within=parse_duration(if_expiring_within, option="--if-expiring-within")
             if if_expiring_within else None,
             keep_previous=keep_previous, secret_lifetime=lifetime, dry_run=dry_run, verify_timeout=verify_timeout,
         )
         with sandbox_banner(out, common.sandbox):
-            return run_rotate(request, lambda: connection(common, out), out, out.record)
+            return run_rotate(request, lambda: connection(layered, out), out, out.record)
 
-    result = run(common, out, action)
+    result = finish_renewal(common, out, prepared, "rotate-secret", env_path, action, dry_run=dry_run)
     details = []
     if result.new_key_id:
         details.append(("New client secret ID", f"{result.new_key_id} (expires {result.expires})"))
@@ -97,6 +124,7 @@ def rotate_secret(
     elif result.new_key_id:
         headline = f"Rotated the client secret of {result.client_id}."
     render_outcome(out, result, common=common, headline=headline, details=details)
+    render_renewal(out, result, common)
 
 
 def register(app: typer.Typer) -> None:

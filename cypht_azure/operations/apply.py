@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cypht_azure import cypht, envfile
-from cypht_azure.errors import CyphtAzureError, ExitCode, InputError, OperationFailed
+from cypht_azure.errors import CyphtAzureError, DeployHookFailed, ExitCode, InputError, OperationFailed
 from cypht_azure.graph import GraphError, GraphUnavailable
-from cypht_azure.operations import envstate
+from cypht_azure.operations import envstate, hooks
 from cypht_azure.operations.checkpoints import checkpoint
 from cypht_azure.operations.session import Session, translate_graph_error, verify_secret
 from cypht_azure.operations.steps import (
@@ -39,6 +39,7 @@ from cypht_azure.operations.steps import (
     PurgeRegistration,
     RemoveSecret,
     RestoreRegistration,
+    RunDeployHooks,
     Step,
     StepRecord,
     VerifySecret,
@@ -265,6 +266,43 @@ async def _write_env(step: WriteEnv, ctx: Context, record: StepRecord) -> str | 
     applied.keys_written = list(step.keys)
     checkpoint("env-written")
     return None
+
+
+async def rehearse_deploy_hooks(plan: Plan, env_path: Path, client_id: str, key_id: str | None,
+                                expires: str | None, applied: Applied) -> str | None:
+    """`--dry-run --run-deploy-hooks`: run the plan's hooks against the secret `.env` holds now, nothing
+    else. Returns why one failed, or None."""
+    steps = plan.of(RunDeployHooks)
+    if not steps or not key_id:
+        return None
+    facts = hooks.HookEnv(env_path, client_id, key_id, steps[0].old_key_ids, expires or "")
+    report = await asyncio.to_thread(hooks.run_all, steps[0].hooks, facts, timeout=steps[0].timeout)
+    applied.hook_runs = report.runs
+    return None if report.ok else f"The deploy hook {report.failed[0].describe()} (dry run: nothing else was changed)."
+
+
+@handles(RunDeployHooks)
+async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepRecord) -> str | None:
+    applied = ctx.applied
+    key_id, expires = step.key_id or applied.key_id, step.expires or applied.expires
+    assert applied.client_id and key_id
+    facts = hooks.HookEnv(ctx.env_path, applied.client_id, key_id, step.old_key_ids, expires or "")
+    redact = [applied.secret] if applied.secret is not None else []
+    report = await asyncio.to_thread(hooks.run_all, step.hooks, facts, timeout=step.timeout, redact=redact)
+    applied.hook_runs = report.runs
+    if not report.ok:
+        failed = report.failed[0]
+        output = failed.output.strip()[-800:]
+        raise DeployHookFailed(
+            f"The deploy hook {failed.describe()}. {ctx.env_path} holds the new secret; the old secret was kept "
+            "because a running Cypht may still use it." + (f"\nIts output:\n{output}" if output else ""),
+            hint="Fix the hook, then run the same command again: it runs the hooks again and removes the old "
+                 "secret only after they succeed.")
+    if ctx.doc.get(envstate.DEPLOY_PENDING) is not None:
+        clear: dict[str, str | None] = {envstate.DEPLOY_PENDING: None}
+        ctx.doc = ctx.doc.updated(clear)
+        envstate.write_env(ctx.env_path, ctx.doc.render(), updates=clear, block_comment=None)
+    return f"{len(report.runs)} hook(s) succeeded" if report.runs else None
 
 
 @handles(DeleteRegistration)

@@ -43,8 +43,8 @@ class Entry:
     time: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}  # shallow: asdict would copy a Secret
-        data["time"] = self.time or now_iso()
+        data = {"time": self.time or now_iso()}
+        data |= {f.name: getattr(self, f.name) for f in fields(self) if f.name != "time"}  # shallow: no deep copy
         return {k: v for k, v in data.items() if v not in (None, {}, "")}
 
 

@@ -19,6 +19,9 @@ _SAMPLE_SECRET = Secret("Abc8Q~" + "x" * 34)
 _SAMPLE_URI = "https://cypht.invalid/?page=home"
 # The .env files this process has open (resolved once), by the path the command was given.
 _OPEN: dict[Path, envdisk.EnvTarget] = {}
+# The secret ID whose deploy hooks have not succeeded yet (written with the secret, removed once they
+# have): the next run retries the hooks before it removes any old secret. Cypht ignores this key.
+DEPLOY_PENDING = "CYPHT_AZURE_DEPLOY_PENDING"
 
 
 def resolve_env_path(option: str | None) -> Path:

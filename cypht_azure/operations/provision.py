@@ -12,16 +12,16 @@ remove secrets an interrupted run left for this `.env`; check Entra accepts the 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe
-from cypht_azure.errors import AppNotFound, InputError
-from cypht_azure.operations import envstate
-from cypht_azure.operations.apply import Context, apply
+from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError
+from cypht_azure.operations import envstate, hooks
+from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.secrets import key_id_of, new_secret_name, removable, room_for_secret
 from cypht_azure.operations.session import Session, iso, parse_time, utcnow
 from cypht_azure.operations.steps import (
@@ -33,6 +33,7 @@ from cypht_azure.operations.steps import (
     PatchRegistration,
     Plan,
     RemoveSecret,
+    RunDeployHooks,
     Step,
     StepRecord,
     VerifySecret,
@@ -58,6 +59,10 @@ class ProvisionRequest:
     app_id: str | None = None
     dry_run: bool = False
     verify: bool = True
+    deploy_hooks: tuple[hooks.Hook, ...] = ()
+    hooks_timeout: float = hooks.DEFAULT_TIMEOUT
+    run_hooks_in_dry_run: bool = False
+    record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
     verify_timeout: float = 120.0
 
 
@@ -182,6 +187,8 @@ class ProvisionResult:
     removed_key_ids: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
+    deploy_hooks: list[dict[str, Any]] = field(default_factory=list)
+    deploy_hooks_error: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -254,9 +261,21 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
                                request.secret_lifetime))
     values = env_values(doc, request.providers, client_id=client_id, secret=secret, key_id=key_id,
                         redirect_uri=desired.primary_uri, endpoints=endpoints)
+    values.update({k: v for k, v in request.record.items() if doc.get(k) != v})
+    run_hooks: RunDeployHooks | None = None
+    pending = (doc.get(envstate.DEPLOY_PENDING) or "").lower()
+    if held is None and request.deploy_hooks:
+        values[envstate.DEPLOY_PENDING] = Fill.SECRET_ID  # cleared once the hooks succeed
+        run_hooks = RunDeployHooks(request.deploy_hooks, request.hooks_timeout)
+    elif held is not None and pending == held.key_id:
+        # rotate-secret wrote this secret but its deploy hooks did not succeed: they run first
+        run_hooks = RunDeployHooks(request.deploy_hooks, request.hooks_timeout, key_id=held.key_id,
+                                   expires=held.expires, retry=True)
     if values:
         switch = named if named and isinstance(client_id, str) and named.lower() != client_id.lower() else None
         steps.append(WriteEnv(str(env_path), values, switch_from=switch, commit=True))
+    if run_hooks is not None:
+        steps.append(run_hooks)
     if app is not None:
         keep = held_ids | ({held.key_id} if held else set())
         steps += [RemoveSecret(key_id_of(c), "made for this .env by an interrupted run; held by nothing")
@@ -337,11 +356,23 @@ async def provision(session: Session, request: ProvisionRequest, doc: envfile.En
     endpoints = session.cypht_endpoints({**(app or {}), "signInAudience": prepare(request).body["signInAudience"]})
     plan = plan_provision(request, doc, app, now, endpoints=endpoints)
     applied = Applied(object_id=str(app["id"]) if app else None, client_id=str(app["appId"]) if app else None)
+    hook_error: str | None = None
     if request.dry_run:
         applied.records = planned(plan)
+        held = held_secret(doc, request.providers, app, now)
+        if request.run_hooks_in_dry_run and app is not None:
+            hook_error = await rehearse_deploy_hooks(plan, request.env_file, str(app["appId"]),
+                                                     held.key_id if held else None, held.expires if held else None,
+                                                     applied)
     else:
-        await apply(plan, Context(session, doc, request.env_file, applied, on_record=on_record))
-    return _result(request, plan, app, applied, session.tenant_id, now, doc)
+        try:
+            await apply(plan, Context(session, doc, request.env_file, applied, on_record=on_record))
+        except DeployHookFailed as exc:  # after the commit point: report the outcome, exit with code 8
+            hook_error = exc.message
+    result = _result(request, plan, app, applied, session.tenant_id, now, doc)
+    result.deploy_hooks = [r.summary() for r in applied.hook_runs]
+    result.deploy_hooks_error = hook_error
+    return result
 
 
 def _result(request: ProvisionRequest, plan: Plan, app: dict[str, Any] | None, applied: Applied, tenant_id: str,

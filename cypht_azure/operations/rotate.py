@@ -16,17 +16,25 @@ secret, so the next run cleans it up.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe, time_left
-from cypht_azure.operations import envstate
-from cypht_azure.operations.apply import Context, apply
+from cypht_azure.errors import DeployHookFailed
+from cypht_azure.operations import envstate, hooks
+from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
-from cypht_azure.operations.secrets import key_id_of, made_for, new_secret_name, removable, room_for_secret
+from cypht_azure.operations.secrets import (
+    key_id_of,
+    made_for,
+    new_secret_name,
+    removable,
+    room_for_secret,
+    when_due,
+)
 from cypht_azure.operations.session import Session, iso, parse_time, utcnow
 from cypht_azure.operations.steps import (
     AddSecret,
@@ -35,6 +43,7 @@ from cypht_azure.operations.steps import (
     Fill,
     Plan,
     RemoveSecret,
+    RunDeployHooks,
     Step,
     StepRecord,
     VerifySecret,
@@ -55,6 +64,11 @@ class RotateRequest:
     secret_lifetime: dt.timedelta = dt.timedelta(days=365)
     dry_run: bool = False
     verify_timeout: float = 120.0
+    when_due: bool = False  # rotate only with less than a third of the lifetime left (or unknown/expired)
+    deploy_hooks: tuple[hooks.Hook, ...] = ()
+    hooks_timeout: float = hooks.DEFAULT_TIMEOUT
+    run_hooks_in_dry_run: bool = False
+    record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
 
 
 @dataclass
@@ -77,6 +91,8 @@ class RotateResult:
     dry_run: bool
     notes: list[str] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
+    deploy_hooks: list[dict[str, Any]] = field(default_factory=list)
+    deploy_hooks_error: str | None = None
 
     @property
     def changed(self) -> bool:
@@ -102,6 +118,7 @@ class Current:
     key_id: str | None
     end: dt.datetime | None
     gone: bool  # a held secret ID is no longer on the app
+    start: dt.datetime | None = None
 
 
 def current_state(doc: envfile.EnvDocument, app: dict[str, Any]) -> Current:
@@ -115,7 +132,8 @@ def current_state(doc: envfile.EnvDocument, app: dict[str, Any]) -> Current:
     current = held_creds[0] if held_creds and len(held_creds) == len(held) else None
     key_id = key_id_of(current) if current else next(iter(sorted(held)), None)
     end = parse_time(current.get("endDateTime")) if current else None
-    return Current(providers, held, key_id, end, bool(held) and current is None)
+    start = parse_time(current.get("startDateTime")) if current else None
+    return Current(providers, held, key_id, end, bool(held) and current is None, start)
 
 
 def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str, Any], now: dt.datetime, *,
@@ -125,6 +143,9 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
     credentials = list(app.get("passwordCredentials") or [])
     cur = current_state(doc, app)
     notes: list[str] = []
+    pending = (doc.get(envstate.DEPLOY_PENDING) or "").lower()
+    if pending and pending in cur.held:
+        return plan_hooks_retry(request, credentials, cur, pending)
     if due(request, cur, now) is not None:
         # Not due; but a run that died between "add" and "write" left a secret nobody holds: clean it now.
         orphans = removable(credentials, env_path, keep=cur.held)
@@ -136,8 +157,15 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
     steps: list[Step] = [RemoveSecret(k, "unused by this .env; makes room under Entra's 2-secret limit") for k in room]
     steps.append(AddSecret(new_secret_name(now, env_path), iso(now + request.secret_lifetime), request.secret_lifetime))
     steps.append(VerifySecret(request.verify_timeout))
-    steps.append(WriteEnv(str(env_path), rotation_values(doc, app, cur.providers, endpoints), commit=True))
+    values = rotation_values(doc, app, cur.providers, endpoints)
+    values.update({k: v for k, v in request.record.items() if doc.get(k) != v})
+    if request.deploy_hooks:
+        values[envstate.DEPLOY_PENDING] = Fill.SECRET_ID  # cleared once the hooks succeed
+    steps.append(WriteEnv(str(env_path), values, commit=True))
     superseded = [key_id_of(c) for c in removable(credentials, env_path, keep=set()) if key_id_of(c) not in room]
+    if request.deploy_hooks:
+        old = () if request.keep_previous else tuple(superseded)
+        steps.append(RunDeployHooks(request.deploy_hooks, request.hooks_timeout, old))
     if request.keep_previous:
         if superseded:
             notes.append(f"Keep the previous secret(s) {', '.join(superseded)} (--keep-previous).")
@@ -150,13 +178,38 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
     return Plan("rotate-secret", tuple(steps), tuple(notes))
 
 
+def plan_hooks_retry(request: RotateRequest, credentials: list[dict[str, Any]], cur: Current, pending: str) -> Plan:
+    """An earlier run wrote the secret `.env` holds, but its deploy hooks did not succeed: run them again,
+    and only then remove what that secret superseded."""
+    by_id = {key_id_of(c): c for c in credentials}
+    superseded = tuple(key_id_of(c) for c in removable(credentials, request.env_file, keep=cur.held))
+    keep = request.keep_previous
+    steps: list[Step] = [RunDeployHooks(request.deploy_hooks, request.hooks_timeout, () if keep else superseded,
+                                        key_id=pending, expires=str(by_id[pending].get("endDateTime") or ""),
+                                        retry=True)]
+    if not keep:
+        steps += [RemoveSecret(k, "superseded: .env no longer holds it") for k in superseded]
+    notes = ("An earlier run wrote the secret in .env, but its deploy hooks did not succeed; the old secret "
+             "was kept until they do.",)
+    return Plan("rotate-secret", tuple(steps), notes)
+
+
 def due(request: RotateRequest, cur: Current, now: dt.datetime) -> str | None:
-    """Why the rotation is skipped (--if-expiring-within and the held secret lives long enough), else None."""
+    """Why the rotation is skipped, else None: with --when-due and/or --if-expiring-within, it rotates
+    when either says so; without them, always."""
+    reasons = []
+    if request.when_due:
+        renewal = when_due(cur.start, cur.end, now)
+        if renewal.due:
+            return None
+        reasons.append(f"the secret in {request.env_file} ({cur.key_id}) is not due: {renewal.reason}")
     within = request.if_expiring_within
-    if within is None or cur.end is None or cur.end <= now + within:
-        return None
-    return (f"the secret in {request.env_file} ({cur.key_id}) is valid for {time_left(cur.end, now)} more, "
-            f"beyond --if-expiring-within {describe(within)}")
+    if within is not None:
+        if cur.end is None or cur.end <= now + within:
+            return None
+        reasons.append(f"the secret in {request.env_file} ({cur.key_id}) is valid for {time_left(cur.end, now)} "
+                       f"more, beyond --if-expiring-within {describe(within)}")
+    return "; ".join(reasons) or None
 
 
 def rotation_values(doc: envfile.EnvDocument, app: dict[str, Any], providers: list[str],
@@ -185,11 +238,18 @@ async def rotate(session: Session, request: RotateRequest, target: Target, doc: 
     now = utcnow()
     plan = plan_rotate(request, doc, app, now, endpoints=session.cypht_endpoints(app))
     applied = Applied(object_id=str(app["id"]), client_id=str(app["appId"]))
+    cur = current_state(doc, app)
+    hook_error: str | None = None
     if request.dry_run:
         applied.records = planned(plan)
+        if request.run_hooks_in_dry_run:
+            hook_error = await rehearse_deploy_hooks(plan, request.env_file, str(app["appId"]), cur.key_id,
+                                                     iso(cur.end) if cur.end else None, applied)
     else:
-        await apply(plan, Context(session, doc, request.env_file, applied, on_record=on_record))
-    cur = current_state(doc, app)
+        try:
+            await apply(plan, Context(session, doc, request.env_file, applied, on_record=on_record))
+        except DeployHookFailed as exc:  # after the commit point: report the outcome, exit with code 8
+            hook_error = exc.message
     credentials = list(app.get("passwordCredentials") or [])
     write = plan.of(WriteEnv)
     superseded = [key_id_of(c) for c in removable(credentials, request.env_file, keep=set())]
@@ -201,6 +261,7 @@ async def rotate(session: Session, request: RotateRequest, target: Target, doc: 
         foreign_key_ids=[key_id_of(c) for c in credentials if not made_for(c, request.env_file)],
         providers=cur.providers,
         keys_written=applied.keys_written if not request.dry_run else list(write[0].keys) if write else [],
-        skipped={"reason": reason} if (reason := due(request, cur, now)) else None,
+        skipped={"reason": reason} if not plan.of(RunDeployHooks) and (reason := due(request, cur, now)) else None,
         secret_verified=applied.verified, dry_run=request.dry_run, notes=list(plan.notes), steps=applied.records,
+        deploy_hooks=[r.summary() for r in applied.hook_runs], deploy_hooks_error=hook_error,
     )

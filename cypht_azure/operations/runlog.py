@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cypht_azure.operations import audit, notify
+from cypht_azure import cypht, envdisk, envfile
+from cypht_azure.operations import audit, envstate, notify
 from cypht_azure.secret import Secret
 
 log = logging.getLogger("cypht_azure.runlog")
@@ -25,6 +26,16 @@ class Finished:
     deliveries: list[notify.Delivery] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     audited: bool = False
+
+
+def client_id_in(env_file: Path) -> str | None:
+    """The app a `.env` names, for the record of a run that failed before it read Graph."""
+    try:
+        doc = envdisk.load(env_file)
+    except (envfile.EnvFileError, OSError):
+        return None
+    ids = {s.client_id for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values() if s.client_id}
+    return ids.pop() if len(ids) == 1 else None
 
 
 def entry_for(command: str, env_file: Path, outcome: Mapping[str, Any] | None, exit_code: int,
@@ -54,6 +65,8 @@ def finish(command: str, env_file: Path, *, outcome: Mapping[str, Any] | None, e
     finished = Finished()
     if dry_run:
         return finished
+    if app is None and not (outcome or {}).get("client_id"):
+        app = client_id_in(env_file)
     try:
         if tried_to_change(outcome, exit_code):
             audit.write(entry_for(command, env_file, outcome, exit_code, error, app), secrets=secrets)

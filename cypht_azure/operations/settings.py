@@ -77,9 +77,9 @@ def layer(given: Mapping[str, Any], user_set: Collection[str], recorded: Recorde
     return result
 
 
-def updates(given: Mapping[str, Any], user_set: Collection[str], doc: envfile.EnvDocument) -> dict[str, str | None]:
+def updates(given: Mapping[str, Any], user_set: Collection[str], doc: envfile.EnvDocument) -> dict[str, str]:
     """The `.env` keys that record what the user set now (and differs from what is recorded)."""
-    changes: dict[str, str | None] = {}
+    changes: dict[str, str] = {}
     for name, key in KEYS.items():
         if name not in user_set or name not in given:
             continue

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cypht_azure.durations import describe
+from cypht_azure.operations.hooks import Hook, HookRun
 from cypht_azure.secret import Secret
 
 
@@ -124,6 +125,28 @@ class WriteEnv(Step):
 
 
 @dataclass(frozen=True)
+class RunDeployHooks(Step):
+    """The deploy hooks, after `.env` holds the new secret and before any old secret is removed. A
+    failure stops the plan there: the old secrets stay, `.env` keeps its pending mark for a retry."""
+
+    hooks: tuple[Hook, ...]
+    timeout: float
+    old_key_ids: tuple[str, ...] = ()
+    key_id: str | None = None    # retrying an earlier run's hooks: the secret .env holds; else the new one
+    expires: str | None = None
+    retry: bool = False
+
+    def summary(self) -> str:
+        names = ", ".join(h.name for h in self.hooks) or "none configured"
+        if self.retry:
+            return f"Run again the deploy hooks that did not succeed last time ({names})"
+        return f"Run the deploy hooks ({names})"
+
+    def to_json(self) -> dict[str, Any]:
+        return super().to_json() | {"hooks": [h.name for h in self.hooks], "retry": self.retry}
+
+
+@dataclass(frozen=True)
 class DeleteRegistration(Step):
     object_id: str
     client_id: str
@@ -200,6 +223,7 @@ class Applied:
     purged: bool = False
     restored: dict[str, Any] | None = None
     committed: bool = False
+    hook_runs: list[HookRun] = field(default_factory=list)
     records: list[StepRecord] = field(default_factory=list)
 
     def done(self) -> list[StepRecord]:

@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envdisk, envfile
-from cypht_azure.operations import envstate
+from cypht_azure.operations import envstate, settings
 from cypht_azure.operations.secrets import made_for
 from tests.guarantees.harness import JWT_SHAPE, SECRET_SHAPE
 from tests.tool.php import load_with_symfony
 
 PROVIDER_KEYS = {p: cypht.provider_keys(p) for p in cypht.PROVIDERS}
-OWNED = {k for keys in PROVIDER_KEYS.values() for k in keys.all()}
+# The provider blocks' keys, the settings recorded for later runs, and the pending-deploy-hooks mark.
+OWNED = {k for keys in PROVIDER_KEYS.values() for k in keys.all()} | set(settings.KEYS.values()) | {
+    envstate.DEPLOY_PENDING}
 CORE = {p: (k.client_id, k.client_secret, k.secret_id, k.client_uri) for p, k in PROVIDER_KEYS.items()}
 
 

@@ -1,8 +1,9 @@
 """No secret is ever shown: every command x output mode, successes and failures, scanned for every
 client secret the emulator ever handed out, the administrator's secret, and anything JWT-shaped.
 
-Places searched: stdout, stderr, every file the run left under HOME, XDG_STATE_HOME and TMPDIR, the
-folder of `.env` (besides `.env` itself), and the argv of the process and its children while it runs.
+Places searched: stdout, stderr, every file the run left under HOME, XDG_STATE_HOME and TMPDIR (the
+audit log among them), the folder of `.env` (besides `.env` itself), the webhook events a loopback
+receiver got, and the argv of the process and its children while it runs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from tests.guarantees.harness import (
     seed_provisioned,
     wait_for,
 )
+from tests.tool.webhooks import WebhookReceiver
 
 MODES: dict[str, tuple[list[str], dict[str, str]]] = {
     "human": ([], {}),
@@ -70,6 +72,8 @@ def _setup(name: str, emulator: Any, env_file: Path) -> tuple[list[str], dict[st
         return ["provision", "--url", URL, *args_env], {}, None
     if name == "rotate-secret":
         return ["rotate-secret", *args_env], {}, None
+    if name == "rotate-secret-hook-fails":  # exit 8: the hook prints the file it reads; the old secret stays
+        return (["rotate-secret", "--deploy-hook", 'cat "$CYPHT_AZURE_ENV_FILE"; exit 3', *args_env], {}, None)
     if name == "rotate-secret-dry-run":
         return ["rotate-secret", "--dry-run", *args_env], {}, None
     if name == "rotate-secret-graph-fails":
@@ -94,7 +98,7 @@ def _setup(name: str, emulator: Any, env_file: Path) -> tuple[list[str], dict[st
 
 
 SCENARIOS = ["provision", "provision-dry-run", "provision-again", "provision-unverified", "rotate-secret",
-             "rotate-secret-dry-run", "rotate-secret-graph-fails", "rotate-secret-wrong-admin-secret",
+             "rotate-secret-hook-fails", "rotate-secret-dry-run", "rotate-secret-graph-fails", "rotate-secret-wrong-admin-secret",
              "status-verify-secret", "status-all", "deprovision-dry-run", "deprovision", "restore"]
 
 
@@ -130,9 +134,14 @@ def test_nothing_secret_is_shown(emulator: Any, tmp_path: Path, scenario: str, m
         fault()
     flags, mode_env = MODES[mode]
     env = base_env(emulator, tmp_path / "home", **extra, **mode_env)
-    run = run_cli(env, *args, *flags)
+    receiver = WebhookReceiver()
+    try:
+        notify = ["--notify", receiver.url] if args[0] in ("provision", "rotate-secret") else []
+        run = run_cli(env, *args, *notify, *flags)
+    finally:
+        receiver.stop()
     expected_failure = scenario in ("provision-unverified", "rotate-secret-graph-fails",
-                                    "rotate-secret-wrong-admin-secret")
+                                    "rotate-secret-wrong-admin-secret", "rotate-secret-hook-fails")
     assert (run.returncode != 0) == expected_failure, run
 
     secrets = created | before.secrets | {emulator.info["admin_client_secret"], extra.get("AZURE_CLIENT_SECRET", "")}
@@ -141,8 +150,16 @@ def test_nothing_secret_is_shown(emulator: Any, tmp_path: Path, scenario: str, m
     secrets.discard("")
     assert secrets, "the scan must know at least one secret"
     hits = invariant.leaks(run.stdout, secrets, where="stdout") + invariant.leaks(run.stderr, secrets, where="stderr")
-    for path, text in _files_text(tmp_path / "home", env_file.parent, skip=env_file).items():
+    files = _files_text(tmp_path / "home", env_file.parent, skip=env_file)
+    audit_log = tmp_path / "home" / ".state" / "cypht-azure" / "audit.log"
+    if scenario in ("provision", "provision-unverified", "rotate-secret", "rotate-secret-hook-fails",
+                    "rotate-secret-graph-fails", "rotate-secret-wrong-admin-secret"):
+        assert str(audit_log) in files, f"the run wrote no audit line\n{run}"
+    if scenario in ("rotate-secret", "rotate-secret-hook-fails", "rotate-secret-graph-fails"):
+        assert receiver.bodies, f"no webhook event\n{run}"
+    for path, text in files.items():
         hits += invariant.leaks(text, secrets, where=path)
+    hits += invariant.leaks("\n".join(receiver.raw), secrets, where="webhook events")
     assert not hits, "\n".join(hits) + f"\n{run}"
     if mode == "debug":
         assert "cypht_azure" in run.stderr or "azure" in run.stderr, "debug logging was not on"

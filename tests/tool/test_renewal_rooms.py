@@ -4,15 +4,11 @@ log, webhook delivery (to a real loopback receiver)."""
 from __future__ import annotations
 
 import datetime as dt
-import http.server
-import json
 import os
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,6 +17,7 @@ from cypht_azure.errors import InputError
 from cypht_azure.operations import audit, notify, settings
 from cypht_azure.operations.secrets import when_due
 from cypht_azure.secret import Secret
+from tests.tool.webhooks import WebhookReceiver
 
 UTC = dt.timezone.utc
 START = dt.datetime(2026, 1, 1, tzinfo=UTC)
@@ -122,37 +119,14 @@ def test_audit_refuses_a_line_with_a_secret(tmp_path: Path) -> None:
 
 # Webhooks
 
-class Receiver:
-    def __init__(self, statuses: list[int]) -> None:
-        self.statuses = statuses
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = receiver.statuses.pop(0) if receiver.statuses else 204
-                if status == 204:
-                    receiver.bodies.append(json.loads(body))
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook/token-in-path"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver([])
+def receiver() -> Iterator[WebhookReceiver]:
+    r = WebhookReceiver()
     yield r
-    r.server.shutdown()
+    r.stop()
 
 
-def test_webhook_gets_each_event_after_a_retry(receiver: Receiver) -> None:
+def test_webhook_gets_each_event_after_a_retry(receiver: WebhookReceiver) -> None:
     receiver.statuses[:] = [503]
     now = dt.datetime.now(UTC)
     expires = (now + 5 * DAY).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -187,7 +161,7 @@ def test_an_unreachable_receiver_costs_at_most_the_deadline() -> None:
     assert [d.ok for d in deliveries] == [False, False]
 
 
-def test_a_refusing_receiver_is_not_asked_again(receiver: Receiver) -> None:
+def test_a_refusing_receiver_is_not_asked_again(receiver: WebhookReceiver) -> None:
     receiver.statuses[:] = [400, 400, 400]
     deliveries = notify.send([receiver.url], [notify.Event("rotated", "x", "/e", 0)], deadline=5)
     assert [(d.ok, d.attempts, d.detail) for d in deliveries] == [(False, 1, "HTTP 400")]
@@ -202,7 +176,7 @@ def test_bad_notify_urls_are_refused(url: str) -> None:
 # After a run: audit line, last run, events — from the --json outcome
 
 def test_finish_logs_changes_records_noops_and_notifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                        receiver: Receiver) -> None:
+                                                        receiver: WebhookReceiver) -> None:
     from cypht_azure.operations import runlog
 
     monkeypatch.setenv("CYPHT_AZURE_LOG_DIR", str(tmp_path / "log"))
