@@ -153,16 +153,17 @@ def test_cron_where_systemd_is_absent(home: Path, tmp_path: Path, env_file: Path
 
 
 @pytest.mark.parametrize(("args", "problem"), [
-    (["--env-file", "/nonexistent/.env"], "does not exist"),
-    (["--systemd-dir", "/tmp/x", "--cron-file", "/tmp/y"], "choose different schedulers"),
+    (["--env-file", "/nonexistent/.env", "--systemd-dir", "{tmp}/x"], "does not exist"),
+    (["--systemd-dir", "{tmp}/x", "--cron-file", "{tmp}/y"], "choose different schedulers"),
 ])
 def test_bad_input_writes_nothing(home: Path, tmp_path: Path, env_file: Path, args: list[str], problem: str) -> None:
+    args = [a.format(tmp=tmp_path) for a in args]
     if "--env-file" not in args:
         args = [*args, "--env-file", str(env_file)]
-    r = run(home, "schedule", "install", *args)
+    r = run(home, "schedule", "install", *args, "--credentials-file", str(tmp_path / "creds"))
     assert r.returncode == 2, r
     assert problem in r.stderr
-    assert not Path("/tmp/x").exists() and not Path("/tmp/y").exists()
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "creds").exists()
 
 
 def test_json_is_the_same_document_as_the_text(home: Path, tmp_path: Path, env_file: Path) -> None:
