@@ -177,6 +177,10 @@ Type=oneshot
 User={user}
 Group={group}
 EnvironmentFile={_path_setting(credentials)}
+# The audit log where root keeps it, owned by the user above (systemd creates the folder).
+LogsDirectory=cypht-azure
+LogsDirectoryMode=0750
+Environment=CYPHT_AZURE_LOG_DIR=/var/log/cypht-azure
 ExecStart={exec_start}
 UMask=0077
 NoNewPrivileges=yes

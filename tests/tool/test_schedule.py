@@ -62,6 +62,7 @@ def test_install_writes_units_that_systemd_accepts(home: Path, tmp_path: Path, e
     program = str(Path(sys.executable).parent / "cypht-azure")
     assert f'ExecStart={program} rotate-secret --when-due --env-file "{env_file}"\n' in text
     assert "User=root\nGroup=root\n" in text
+    assert "LogsDirectory=cypht-azure\n" in text and "Environment=CYPHT_AZURE_LOG_DIR=/var/log/cypht-azure\n" in text
     assert f"EnvironmentFile={tmp_path / 'etc' / 'rotate.credentials'}\n" in text
     timer_text = timer.read_text()
     for line in ["OnCalendar=*-*-* 00,12:00:00", "RandomizedDelaySec=12h", "Persistent=true", "WantedBy=timers.target"]:
