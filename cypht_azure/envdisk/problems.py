@@ -1,0 +1,65 @@
+"""The EnvFileErrors of the disk side: each names the problem and the fix, never a value."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from cypht_azure.envfile import MAX_ENV_BYTES, EnvFileError
+
+
+def changed(path: Path) -> EnvFileError:
+    return EnvFileError(
+        "it was changed by another program while cypht-azure was working on it (not through "
+        "cypht-azure's lock); it was not overwritten.",
+        path=path,
+        fix="Run again once nothing else is editing the file.",
+    )
+
+
+def too_large(path: Path) -> EnvFileError:
+    return EnvFileError(
+        f"it is larger than {MAX_ENV_BYTES // 1024} KiB; a Cypht .env is a few KiB.",
+        path=path,
+        fix="Check that this is Cypht's .env file.",
+    )
+
+
+def is_directory(path: Path) -> EnvFileError:
+    return EnvFileError(
+        "it is a directory, not a file.",
+        path=path,
+        fix="Pass the path of the .env file itself (e.g. /var/www/cypht/.env), or remove the directory.",
+    )
+
+
+def no_folder(path: Path, folder: Path) -> EnvFileError:
+    return EnvFileError(
+        f"its folder {folder} does not exist.",
+        path=path,
+        fix="Check the path of Cypht's install, or create the folder.",
+    )
+
+
+def dangling(path: Path, real: Path) -> EnvFileError:
+    return EnvFileError(
+        f"it is a symbolic link to {real}, which does not exist (or is a link loop).",
+        path=path,
+        fix="Create the target file (it may be empty), or point the link at the real .env.",
+    )
+
+
+def os_error(exc: OSError, path: Path, doing: str) -> EnvFileError:
+    fixes = {
+        errno.ENOSPC: "Free some disk space and run again; the original file is unchanged.",
+        errno.EDQUOT: "Raise the disk quota and run again; the original file is unchanged.",
+        errno.EACCES: "Run as the file's owner (or root), or fix the permissions.",
+        errno.EPERM: "Run as the file's owner (or root), or fix the permissions.",
+        errno.EROFS: "The file system is read-only; remount it read-write or edit the file elsewhere.",
+    }
+    return EnvFileError(
+        f"could not {doing} it: {os.strerror(exc.errno) if exc.errno else type(exc).__name__}.",
+        path=path,
+        fix=fixes.get(exc.errno or 0, "Check the path and its permissions."),
+    )
