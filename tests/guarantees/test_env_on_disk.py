@@ -319,17 +319,22 @@ def test_file_made_read_only_during_the_sign_in_is_refused_before_the_secret(emu
     assert env_file.read_bytes() == before.data
 
 
+def _seeded_for_nobody(emulator: Any, shared: Path, *, group: int) -> Path:
+    """A provisioned .env that `nobody` owns (with ``group``), in a folder `nobody` owns."""
+    _needs_root()
+    env_file = shared / "cypht" / ".env"
+    seed_provisioned(emulator, env_file)
+    os.chown(env_file.parent, NOBODY, NOBODY)
+    os.chown(env_file, NOBODY, group)
+    return env_file
+
+
 def test_owner_who_cannot_keep_the_group_is_refused_before_any_request(
     emulator: Any, shared: Path,
 ) -> None:
     """nobody owns .env, www-data's group reads it; nobody is not in that group, so the rewritten file
     could not keep it (fchown EPERM): refused before signing in, not after the secret exists."""
-    _needs_root()
-    folder = shared / "cypht"
-    seed_provisioned(emulator, folder / ".env")
-    env_file = folder / ".env"
-    os.chown(folder, NOBODY, NOBODY)
-    os.chown(env_file, NOBODY, WWW_DATA)
+    env_file = _seeded_for_nobody(emulator, shared, group=WWW_DATA)
     env_file.chmod(0o640)
     before = invariant.snapshot(env_file)
     emulator.clear_log()
@@ -364,12 +369,7 @@ def test_acls_and_extended_attributes_are_kept(emulator: Any, tmp_path: Path, co
 
 def test_attribute_that_cannot_be_copied_is_refused_before_any_request(emulator: Any, shared: Path) -> None:
     """nobody may not set security.capability on the new file: refused up front, never dropped."""
-    _needs_root()
-    folder = shared / "cypht"
-    seed_provisioned(emulator, folder / ".env")
-    env_file = folder / ".env"
-    os.chown(folder, NOBODY, NOBODY)
-    os.chown(env_file, NOBODY, NOBODY)
+    env_file = _seeded_for_nobody(emulator, shared, group=NOBODY)
     subprocess.run(["setfattr", "-n", "security.capability", "-v", "0x0100000200200000000000000000000000000000",
                     str(env_file)], check=True)
     before = invariant.snapshot(env_file)
