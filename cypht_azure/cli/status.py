@@ -63,7 +63,7 @@ def status(
     def action() -> Any:
         from cypht_azure.durations import parse_duration
         from cypht_azure.errors import InputError
-        from cypht_azure.operations import envstate
+        from cypht_azure.operations import envstate, settings
         from cypht_azure.operations.runner import run_status, run_status_all
         from cypht_azure.operations.status import DEFAULT_WARN_WITHIN, StatusRequest
 
@@ -81,10 +81,13 @@ def status(
         with sandbox_banner(out, common.sandbox):
             if all_apps:
                 return run_status_all(lambda: connection(common, out), out), within
-            request = StatusRequest(env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
+            env_path = envstate.resolve_env_path(env_file)
+            # the tenant and endpoints provision or rotate-secret recorded in .env, under the options
+            layered = common.with_recorded(settings.load(env_path))
+            request = StatusRequest(env_file=env_path, app_id=app_id, url=url,
                                     verify_secret=verify_secret, warn_within=max(within or DEFAULT_WARN_WITHIN,
                                                                                  DEFAULT_WARN_WITHIN))
-            return run_status(request, lambda: connection(common, out), out), within
+            return run_status(request, lambda: connection(layered, out), out), within
 
     result, within = run(common, out, action)
     if prometheus is not None:

@@ -241,3 +241,12 @@ def test_provision_runs_hooks_after_a_new_secret_only_and_remembers_the_audience
     # an audience given now wins, and is recorded
     other = provision(cli, env_file, "--audience", "any", "--dry-run")
     assert other.returncode == 0 and "signInAudience" in " ".join(other.json["actions"])
+
+
+def test_status_finds_the_app_with_the_recorded_endpoints(cli: Cli, emulator: Any, env_file: Path,
+                                                          provisioned: dict[str, Any]) -> None:
+    assert rotate(cli, env_file).returncode == 0   # records the endpoints given in the environment
+    cron_env = {k: "" for k in ("CYPHT_AZURE_GRAPH_URL", "CYPHT_AZURE_AUTHORITY_HOST", "CYPHT_AZURE_CA_FILE")}
+    r = cli("status", "--env-file", str(env_file), "--json", env=cron_env)
+    assert r.returncode == 0, r
+    assert r.json["app"]["client_id"] == provisioned["client_id"]
