@@ -59,6 +59,11 @@ class DeployHookFailed(CyphtAzureError):
 
     exit_code = ExitCode.DEPLOY_HOOK_FAILED
 
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or (
+            "Fix the hook, then run the same command again: it runs the hooks again and removes the old "
+            "secret only after they succeed."))
+
 
 ROLE_HINT = (
     "Sign in as a user with one of the Entra roles Application Developer, Cloud Application "

@@ -295,9 +295,7 @@ async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepReco
         output = failed.output.strip()[-800:]
         raise DeployHookFailed(
             f"The deploy hook {failed.describe()}. {ctx.env_path} holds the new secret; the old secret was kept "
-            "because a running Cypht may still use it." + (f"\nIts output:\n{output}" if output else ""),
-            hint="Fix the hook, then run the same command again: it runs the hooks again and removes the old "
-                 "secret only after they succeed.")
+            "because a running Cypht may still use it." + (f"{hooks.OUTPUT_MARK}{output}" if output else ""))
     if ctx.doc.get(envstate.DEPLOY_PENDING) is not None:
         clear: dict[str, str | None] = {envstate.DEPLOY_PENDING: None}
         ctx.doc = ctx.doc.updated(clear)

@@ -31,6 +31,9 @@ from cypht_azure.secret import Secret
 HOOKS_DIR_ENV = "CYPHT_AZURE_HOOKS_DIR"
 DEFAULT_TIMEOUT = 300.0
 OUTPUT_LIMIT = 4000  # characters of a hook's output kept for the report (the end of it)
+# Where a failed hook's output starts in an error message: shown to the user, never logged or sent
+# (a hook may print what it read from .env).
+OUTPUT_MARK = "\nIts output:\n"
 # Names a package manager or an editor leaves next to the real file: never run as hooks.
 BACKUP_SUFFIXES = ("~", ".bak", ".orig", ".swp", ".tmp", ".rpmnew", ".rpmsave", ".rpmorig", ".disabled")
 # Parent variables a hook may need to reach Docker, Kubernetes or systemd; credentials are not among them.

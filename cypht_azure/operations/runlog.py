@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envdisk, envfile
-from cypht_azure.operations import audit, envstate, notify
+from cypht_azure.operations import audit, envstate, hooks, notify
 from cypht_azure.secret import Secret
 
 log = logging.getLogger("cypht_azure.runlog")
@@ -65,6 +65,8 @@ def finish(command: str, env_file: Path, *, outcome: Mapping[str, Any] | None, e
     finished = Finished()
     if dry_run:
         return finished
+    if error:
+        error = error.split(hooks.OUTPUT_MARK)[0]  # a hook's output stays on the terminal
     if app is None and not (outcome or {}).get("client_id"):
         app = client_id_in(env_file)
     try:

@@ -155,6 +155,7 @@ def test_failing_hook_keeps_the_old_secret_exits_8_and_the_next_run_retries_then
         ("rotate-secret", 8, [new_key], []), ("rotate-secret", 8, [], []), ("rotate-secret", 0, [], [old_key])]
     text = (home / ".state" / "cypht-azure" / "audit.log").read_text()
     assert old_secret not in text and read_env(env_file)["OUTLOOK_CLIENT_SECRET"] not in text
+    assert "cypht is not reloaded yet" not in text   # a hook's output is shown, never logged
 
 
 def test_dry_run_lists_hooks_and_runs_them_only_when_asked(cli: Cli, emulator: Any, env_file: Path,
