@@ -156,13 +156,14 @@ class SignInEndpoints:
     tenant: str
     app_id: str = ""
     domain: str = ""  # the app's publisherDomain: a tenant segment that names the home tenant too
+    rehearsal_base: str | None = None  # an emulator's base URL: the same endpoints, served there
 
     def wanted(self) -> dict[str, str]:
         if includes_personal(self.audience):
-            return dict(DEFAULT_ENDPOINTS)
+            return live_endpoints_at(self.rehearsal_base) if self.rehearsal_base else dict(DEFAULT_ENDPOINTS)
         segment = self.tenant if self.audience == "AzureADMyOrg" else "organizations"
-        return {name: f"https://{self.login_host}/{segment}/oauth2/v2.0/{path}"
-                for name, path in V2_ENDPOINT_PATHS.items()}
+        base = self.rehearsal_base or f"https://{self.login_host}"
+        return {name: f"{base}/{segment}/oauth2/v2.0/{path}" for name, path in V2_ENDPOINT_PATHS.items()}
 
     def problem(self, name: str, url: str) -> str | None:
         """Why the endpoint `url` in key `*_{name}` cannot sign in this app's users; None when it fits
@@ -368,6 +369,23 @@ def merge_required_access(current: list[dict[str, object]]) -> list[dict[str, ob
 SCOPE = "wl.imap"  # hard-coded for both providers in modules/nux/services.php
 STATE = "nux_authorization"  # fixed: the home page handler acts only on this state
 DEFAULT_CLIENT_URI = "http://localhost/?page=home"
+def live_endpoints_at(base_url: str) -> dict[str, str]:
+    """The login.live.com endpoint keys Cypht's defaults use, served at another base URL (an emulator's)."""
+    base = base_url.rstrip("/")
+    return {"AUTH_URI": f"{base}/oauth20_authorize.srf", "TOKEN_URI": f"{base}/oauth20_token.srf",
+            "REFRESH_URI": f"{base}/oauth20_token.srf"}
+
+
+def emulator_url_problem(url: str) -> str | None:
+    """Why --emulator-url is not a base URL Cypht could be pointed at (None when it is)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        return "it must be an https:// URL with a host name, e.g. https://cypht-emulator:8443"
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        return "it must be the emulator's base URL, without a path or query"
+    return None
+
+
 SETTING_DEFAULTS: dict[str, str] = {
     "CLIENT_ID": "", "CLIENT_SECRET": "", "CLIENT_URI": DEFAULT_CLIENT_URI, **DEFAULT_ENDPOINTS,
 }

@@ -71,3 +71,10 @@ ROLE_HINT = (
     "application permission Application.ReadWrite.All (or Application.ReadWrite.OwnedBy for apps it owns), "
     "granted admin consent."
 )
+
+SERVICE_PRINCIPAL_HINT = (
+    "Creating the app's service principal (enterprise application) needs the Entra role Cloud Application "
+    "Administrator or Application Administrator (Application Developer for apps it owns), or the Microsoft Graph "
+    "application permission Application.ReadWrite.All (Application.ReadWrite.OwnedBy for apps it owns), granted "
+    "admin consent. Or have an administrator run `az ad sp create --id <client ID>`, then run this again."
+)

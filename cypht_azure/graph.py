@@ -306,6 +306,44 @@ class Graph:
                 return
             url, query = next_link, None
 
+    # ---- service principals ------------------------------------------------------------
+
+    async def get_service_principal(self, app_id: str) -> dict[str, Any] | None:
+        """The app's service principal (enterprise application) in this tenant, or None."""
+        r = await self.call("GET", self.client.service_principals_with_app_id(app_id),
+                            label=f"get service principal {app_id}", query={"%24select": ["id", "appId"]},
+                            allow_404=True)
+        return None if r.status == 404 else dict(r.body)
+
+    async def create_service_principal(self, app_id: str, *, fresh_object: bool = False) -> bool:
+        """Create the app's service principal in this tenant: True when created, False when one exists (409).
+
+        A registration created moments ago may not be visible yet: Graph then answers 400 "does not
+        reference a valid application object"; with ``fresh_object`` that is retried like a 404."""
+        deadline = time.monotonic() + (self.policy.replication_wait if fresh_object else 0.0)
+        attempt = 0
+        while True:
+            attempt += 1
+            r = await self.call("POST", self.client.service_principals, label="create service principal",
+                                body={"appId": app_id, "accountEnabled": True}, ok=(201, 400, 409),
+                                fresh_object=fresh_object)
+            error = _graph_error(r.status, r.body, "POST", "create service principal", r.headers.get("request-id"))
+            if r.status == 201:
+                return True
+            if r.status == 409 and error.code == "Request_MultipleObjectsWithSameKeyValue":
+                return False
+            if r.status == 400 and "valid application object" in error.message and time.monotonic() < deadline:
+                await self._wait("create service principal: waiting for the new registration to replicate",
+                                 min(2.0, self.policy.backoff * 2 ** (attempt - 1)))
+                continue
+            raise error
+
+    async def delete_service_principal(self, app_id: str) -> bool:
+        """False when there was none."""
+        r = await self.call("DELETE", self.client.service_principals_with_app_id(app_id),
+                            label="delete service principal", allow_404=True)
+        return r.status != 404
+
     async def list_deleted_applications(self, *, filter: str, select: list[str]) -> list[dict[str, Any]]:
         builder = self.client.directory.deleted_items.graph_application
         r = await self.call("GET", builder, label="list deleted applications",

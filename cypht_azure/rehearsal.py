@@ -158,3 +158,21 @@ def emulator_info(base_url: str, *, ca_file: str | None, timeout: float) -> dict
     except (httpx.HTTPError, ValueError):
         return None
     return info if isinstance(info, dict) and info.get("tenant_id") else None
+
+
+def is_emulator(base_url: str, *, ca_file: str | None, timeout: float) -> bool:
+    """Whether ``base_url`` is a cypht-azure emulator: its admin endpoint answers (loopback), or refuses
+    with the emulator's own challenge (an emulator listening beyond loopback wants its admin's token)."""
+    import httpx
+
+    verify = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    try:
+        r = httpx.get(f"{base_url.rstrip('/')}/_emulator/info", verify=verify, timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    if r.status_code == 401:
+        return 'realm="cypht-azure emulator"' in r.headers.get("www-authenticate", "")
+    try:
+        return r.status_code == 200 and bool(r.json().get("tenant_id"))
+    except (ValueError, AttributeError):
+        return False

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import json
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,7 @@ class SandboxInfo:
     client_secret: str
     state_dir: str
     sign_in: str = "auto"
+    lasting: bool = False  # a `cypht-azure emulator` serving the sandbox's folder: it outlives the command
 
 
 def default_dir() -> Path:
@@ -36,6 +41,9 @@ def start(state_dir: Path | None, sign_in: str = "auto") -> SandboxInfo:
 
     directory = Path(state_dir) if state_dir else default_dir()
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    running = serving(directory)
+    if running is not None:
+        return running
     emulator = Emulator(state_dir=directory, sign_in="auto" if sign_in == "auto" else "page").start()
     atexit.register(emulator.stop)
     info = emulator.info
@@ -44,3 +52,24 @@ def start(state_dir: Path | None, sign_in: str = "auto") -> SandboxInfo:
         tenant_id=info["tenant_id"], client_id=info["admin_client_id"],
         client_secret=info["admin_client_secret"], state_dir=str(directory), sign_in=info["sign_in"],
     )
+
+
+def serving(directory: Path) -> SandboxInfo | None:
+    """The `cypht-azure emulator --state-dir DIRECTORY` serving the sandbox's folder, if one is running:
+    its emulator.json names a live process whose port answers."""
+    try:
+        info = json.loads((directory / "emulator.json").read_text(encoding="utf-8"))
+        pid, base = int(info["pid"]), str(info["authority_host"])
+        os.kill(pid, 0)
+        parts = urlsplit(base)
+        with contextlib.closing(socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 443),
+                                                         timeout=1.0)):
+            pass
+        return SandboxInfo(
+            authority_host=base, graph_url=str(info["graph_url"]), ca_file=str(info["ca_file"]),
+            tenant_id=str(info["tenant_id"]), client_id=str(info["admin_client_id"]),
+            client_secret=str(info["admin_client_secret"]), state_dir=str(directory),
+            sign_in=str(info.get("sign_in") or "page"), lasting=True,
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

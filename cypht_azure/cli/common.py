@@ -435,7 +435,7 @@ def connection(common: Common, out: Output) -> Any:
                                        timeout=common.timeout)
         from cypht_azure.secret import Secret
 
-        return Connection(settings, timeout=common.timeout, sandbox=True,
+        return Connection(settings, timeout=common.timeout, sandbox=True, sandbox_lasting=info.lasting,
                           client_id=info.client_id, client_secret=Secret(info.client_secret))
     endpoints = auth.resolve_endpoints(
         common.cloud, authority_host=common.authority_host, graph_url=common.graph_url, ca_file=common.ca_file,

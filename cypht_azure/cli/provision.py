@@ -29,6 +29,7 @@ from cypht_azure.cli.help import GroupedCommand
 from cypht_azure.cypht import AUDIENCES, PROVIDERS
 
 REG = "Registration"
+REHEARSAL = "Rehearsal with a local Cypht"
 
 
 @command
@@ -82,6 +83,18 @@ def provision(
     deploy_hook_timeout: DeployHookTimeoutOpt = 300.0,
     run_deploy_hooks: RunDeployHooksOpt = False,
     notify: NotifyOpt = None,
+    emulator_endpoints: Annotated[bool, typer.Option(
+        "--emulator-endpoints", envvar=env("EMULATOR_ENDPOINTS"), rich_help_panel=REHEARSAL,
+        help="Also write the emulator's sign-in URLs into *_AUTH_URI, *_TOKEN_URI and *_REFRESH_URI, so a local "
+             "Cypht completes its add-account flow against the emulator. Refused unless the run is against a "
+             "`cypht-azure emulator` (--authority-host, or --sandbox with one serving the sandbox's folder).",
+    )] = False,
+    emulator_url: Annotated[str | None, typer.Option(
+        "--emulator-url", metavar="URL", envvar=env("EMULATOR_URL"), rich_help_panel=REHEARSAL,
+        help="With --emulator-endpoints: the emulator's base URL as Cypht and the browser reach it, e.g. "
+             "https://cypht-emulator:8443 (a name given to `cypht-azure emulator --host`). Default: the URL "
+             "cypht-azure uses.",
+    )] = None,
 ) -> None:
     """Register (or repair) Cypht's Outlook/Office365 app and write its client ID and secret into .env.
 
@@ -127,6 +140,7 @@ def provision(
             providers=providers, name=name, audience=chosen, secret_lifetime=lifetime, deploy_hooks=renewal.hooks,
             hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
             app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
+            emulator_endpoints=emulator_endpoints, emulator_url=emulator_url,
         )
         if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
             out.warn(short)

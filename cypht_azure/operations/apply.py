@@ -23,7 +23,12 @@ from cypht_azure.errors import CyphtAzureError, DeployHookFailed, ExitCode, Inpu
 from cypht_azure.graph import GraphError, GraphUnavailable
 from cypht_azure.operations import envstate, hooks
 from cypht_azure.operations.checkpoints import checkpoint
-from cypht_azure.operations.session import Session, translate_graph_error, verify_secret
+from cypht_azure.operations.session import (
+    Session,
+    ensure_service_principal,
+    translate_graph_error,
+    verify_secret,
+)
 from cypht_azure.operations.steps import (
     DONE,
     FAILED,
@@ -32,7 +37,9 @@ from cypht_azure.operations.steps import (
     AddSecret,
     Applied,
     CreateRegistration,
+    CreateServicePrincipal,
     DeleteRegistration,
+    DeleteServicePrincipal,
     Fill,
     PatchRegistration,
     Plan,
@@ -186,6 +193,21 @@ async def _patch(step: PatchRegistration, ctx: Context, record: StepRecord) -> s
     ctx.applied.updated_fields = list(step.fields)
     checkpoint("app-ready")
     return None
+
+
+@handles(CreateServicePrincipal)
+async def _create_sp(step: CreateServicePrincipal, ctx: Context, record: StepRecord) -> str | None:
+    # Kept if a later step fails: every registration should have one (the admin center makes it too).
+    client_id = ctx.applied.client_id if isinstance(step.client_id, Fill) else step.client_id
+    assert client_id
+    created = await ensure_service_principal(ctx.session, client_id, fresh_object=ctx.applied.created)
+    return None if created else "it already existed"
+
+
+@handles(DeleteServicePrincipal)
+async def _delete_sp(step: DeleteServicePrincipal, ctx: Context, record: StepRecord) -> str | None:
+    deleted = await ctx.session.graph.delete_service_principal(step.client_id)
+    return None if deleted else "none left (deleted with the registration)"
 
 
 @handles(RemoveSecret)

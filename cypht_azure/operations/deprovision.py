@@ -23,6 +23,7 @@ from cypht_azure.operations.session import Session
 from cypht_azure.operations.steps import (
     Applied,
     DeleteRegistration,
+    DeleteServicePrincipal,
     Plan,
     PurgeRegistration,
     RestoreRegistration,
@@ -93,6 +94,9 @@ def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app:
         notes.append(f"The app registration {client_id} is already deleted.")
     else:
         steps.append(DeleteRegistration(object_id, client_id, app.get("displayName"), commit=True))
+    # Entra may keep the enterprise application of a deleted registration: delete it by name (a no-op where
+    # it went with the registration).
+    steps.append(DeleteServicePrincipal(client_id))
     if request.purge:
         steps.append(PurgeRegistration(object_id, client_id))
     keys = owned_keys(doc, client_id)

@@ -252,7 +252,8 @@ def check_findings(report: ProviderReport, check: SecretCheck, app_id: str, tena
     if check.verdict == "no-service-principal":
         return [findings.service_principal_missing(app_id, tenant_id)]
     if check.verdict == "rejected" and not any(f.code == "secret-expired" for f in report.findings):
-        return [findings.secret_rejected(check.why, key)]
+        source = next(k.source for k in report.keys if k.key == key)
+        return [findings.secret_rejected(check.why, key, from_environment=source == "environment")]
     if check.verdict == "unreachable":
         return [findings.secret_check_failed(check.why)]
     return []

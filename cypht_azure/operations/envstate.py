@@ -100,8 +100,9 @@ def updates_for(
     redirect_uri: str, endpoints: cypht.SignInEndpoints | None = None,
 ) -> dict[str, str | None]:
     """Owned keys per provider: ID, secret, secret ID and URI always; endpoints when missing or when
-    they cannot sign in the app's audience (endpoints the admin set that fit are kept). Without
-    `endpoints`: those of the default audience, Cypht's own."""
+    they cannot sign in the app's audience (endpoints the admin set that fit are kept), always when they
+    are an emulator's for a rehearsal (`--emulator-endpoints`). Without `endpoints`: those of the default
+    audience, Cypht's own."""
     updates: dict[str, str | None] = {}
     endpoints = endpoints or cypht.SignInEndpoints(cypht.DEFAULT_AUDIENCE, "login.microsoftonline.com", "")
     wanted = endpoints.wanted()
@@ -111,7 +112,7 @@ def updates_for(
         updates[keys.client_uri] = redirect_uri
         for name, url in wanted.items():
             have = doc.get(keys.endpoint(name))
-            if not have or endpoints.problem(name, have):
+            if not have or endpoints.rehearsal_base or endpoints.problem(name, have):
                 updates[keys.endpoint(name)] = url
     return updates
 

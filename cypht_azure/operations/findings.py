@@ -98,7 +98,8 @@ def service_principal_missing(app_id: str, tenant_id: str) -> Finding:
         "service-principal-missing",
         f"The app {app_id} has no service principal (enterprise application) in tenant {tenant_id}: the token "
         "endpoint answers AADSTS7000229, so nothing proves the client secret works.",
-        f"Create it: `az ad sp create --id {app_id}` (the Entra admin center does so when it registers an app).",
+        "Run `cypht-azure status --verify-secret` or `cypht-azure provision`: both create it (as the Entra admin "
+        "center does for every registration it makes).",
     )
 
 
@@ -226,9 +227,11 @@ def secret_expiring(key_id: str, days: float, end: object) -> Finding:
                  "Run `cypht-azure rotate-secret` (or schedule it with --if-expiring-within).")
 
 
-def secret_rejected(why: str, key: str = "") -> Finding:
+def secret_rejected(why: str, key: str = "", *, from_environment: bool = False) -> Finding:
     where = f" in {key}" if key else " in .env"
-    return _make("secret-rejected", f"The token endpoint refused the client secret{where}: {why}", ROTATE)
+    fix = (f"Correct or remove {key} in the environment Cypht runs in; cypht-azure writes only .env."
+           if from_environment else ROTATE)
+    return _make("secret-rejected", f"The token endpoint refused the client secret{where}: {why}", fix)
 
 
 def secret_check_failed(why: str) -> Finding:

@@ -11,13 +11,15 @@ remove secrets an interrupted run left for this `.env`; check Entra accepts the 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cypht_azure import cypht, envfile
+from cypht_azure import cypht, envfile, rehearsal
 from cypht_azure.durations import describe
 from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError
 from cypht_azure.operations import envstate, hooks
@@ -28,6 +30,7 @@ from cypht_azure.operations.steps import (
     AddSecret,
     Applied,
     CreateRegistration,
+    CreateServicePrincipal,
     EnvValue,
     Fill,
     PatchRegistration,
@@ -64,6 +67,8 @@ class ProvisionRequest:
     run_hooks_in_dry_run: bool = False
     record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
     verify_timeout: float = 120.0
+    emulator_endpoints: bool = False  # rehearsal: write the emulator's sign-in URLs into the endpoint keys
+    emulator_url: str | None = None  # the emulator as Cypht reaches it (default: as cypht-azure does)
 
 
 @dataclass
@@ -104,6 +109,12 @@ def prepare(req: ProvisionRequest) -> Desired:
         raise InputError(
             f"--secret-lifetime {describe(req.secret_lifetime)} is longer than Entra allows (2 years, 730d)."
         )
+    if req.emulator_url is not None:
+        if not req.emulator_endpoints:
+            raise InputError("--emulator-url is used only with --emulator-endpoints.")
+        problem = cypht.emulator_url_problem(req.emulator_url)
+        if problem:
+            raise InputError(f"--emulator-url {req.emulator_url!r}: {problem}.")
     if req.app_id is not None and not _looks_like_guid(req.app_id):
         raise InputError(f"--app-id {req.app_id!r} is not an application (client) ID; it looks like "
                          "00000000-0000-0000-0000-000000000000 (Entra admin center > App registrations).")
@@ -230,8 +241,12 @@ def held_secret(doc: envfile.EnvDocument, providers: list[str], app: dict[str, A
 
 
 def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dict[str, Any] | None,
-                   now: dt.datetime, *, endpoints: cypht.SignInEndpoints | None = None) -> Plan:
-    """The steps that bring the registration and `.env` to what Cypht needs. Pure: no I/O."""
+                   now: dt.datetime, *, endpoints: cypht.SignInEndpoints | None = None,
+                   has_service_principal: bool = True) -> Plan:
+    """The steps that bring the registration and `.env` to what Cypht needs. Pure: no I/O.
+
+    ``has_service_principal``: the existing registration has its service principal in the tenant (a new
+    one never has). ``endpoints``: an emulator's sign-in URLs for the endpoint keys (a rehearsal)."""
     desired = prepare(request)
     env_path = request.env_file
     named = envstate.named_client_id(envstate.read_providers(doc, request.providers), env_path)
@@ -246,6 +261,8 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
         patch = registration_patch(app, desired)
         if patch:
             steps.append(PatchRegistration(client_id, tuple(sorted(patch)), patch))
+    if app is None or not has_service_principal:
+        steps.append(CreateServicePrincipal(client_id))
     held = held_secret(doc, request.providers, app, now)
     held_ids = envstate.held_secret_ids(doc, client_id) if isinstance(client_id, str) else set()
     room: list[str] = []
@@ -329,14 +346,40 @@ def _require_ours(app: dict[str, Any], request: ProvisionRequest, named: str | N
     )
 
 
+async def emulator_base(session: Session, request: ProvisionRequest) -> str:
+    """--emulator-endpoints: where the emulator serves the endpoints, for a Cypht rehearsing its sign-in.
+    Refused (nothing changed) unless this run is against an emulator that outlives it: a real
+    deployment's .env never gets an emulator's URL."""
+    conn, base = session.connection, session.endpoints.authority_host
+    if conn.sandbox:
+        if not conn.sandbox_lasting and request.emulator_url is None:
+            raise InputError(
+                "--emulator-endpoints: the --sandbox emulator stops when this command ends, so Cypht could not "
+                "reach the URLs it would write.",
+                hint="Start `cypht-azure emulator --state-dir DIR --port 8443` with DIR the sandbox's folder "
+                     "(--sandbox-dir; default $XDG_STATE_HOME/cypht-azure/sandbox): --sandbox then uses it. Or "
+                     "point --authority-host/--graph-url at a running emulator.")
+    elif not await asyncio.to_thread(rehearsal.is_emulator, base, ca_file=session.endpoints.ca_file,
+                                     timeout=conn.timeout):
+        raise InputError(
+            f"--emulator-endpoints writes an emulator's sign-in URLs into .env, but {base} is not a cypht-azure "
+            "emulator.", hint="Against Microsoft, leave it out: provision writes login.live.com's endpoints, "
+                              "which Cypht needs. Use it with --sandbox or --authority-host at `cypht-azure emulator`.")
+    return (request.emulator_url or base).rstrip("/")
+
+
 async def read_registration(session: Session, request: ProvisionRequest, doc: envfile.EnvDocument,
-                            ) -> dict[str, Any] | None:
-    """The registration provision is about: --app-id, else the client ID `.env` names, else the URL's."""
+                            ) -> tuple[dict[str, Any] | None, bool]:
+    """The registration provision is about (--app-id, else the client ID `.env` names, else the URL's),
+    and whether it has its service principal. With a client ID known, both are read at once."""
     named = envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
     target = request.app_id or named
+    graph = session.graph
     if not target:
-        return await session.graph.get_application(unique_name=prepare(request).unique_name)
-    app = await session.graph.get_application(app_id=target)
+        found = await graph.get_application(unique_name=prepare(request).unique_name)
+        has_sp = found is not None and await graph.get_service_principal(str(found["appId"])) is not None
+        return found, has_sp
+    app, sp = await asyncio.gather(graph.get_application(app_id=target), graph.get_service_principal(target))
     if app is None:
         env_path = request.env_file
         source = "--app-id" if request.app_id else str(env_path)
@@ -346,15 +389,17 @@ async def read_registration(session: Session, request: ProvisionRequest, doc: en
                  "It may also belong to another tenant (check --tenant). To create a new registration "
                  f"instead, remove the *_CLIENT_ID lines from {env_path} and run again.",
         )
-    return app
+    return app, sp is not None
 
 
 async def provision(session: Session, request: ProvisionRequest, doc: envfile.EnvDocument,
                     on_record: Callable[[StepRecord], None]) -> ProvisionResult:
-    app = await read_registration(session, request, doc)
+    base = await emulator_base(session, request) if request.emulator_endpoints else None
+    app, has_sp = await read_registration(session, request, doc)
     now = utcnow()
     endpoints = session.cypht_endpoints({**(app or {}), "signInAudience": prepare(request).body["signInAudience"]})
-    plan = plan_provision(request, doc, app, now, endpoints=endpoints)
+    endpoints = dataclasses.replace(endpoints, rehearsal_base=base)
+    plan = plan_provision(request, doc, app, now, endpoints=endpoints, has_service_principal=has_sp)
     applied = Applied(object_id=str(app["id"]) if app else None, client_id=str(app["appId"]) if app else None)
     hook_error: str | None = None
     if request.dry_run:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from cypht_azure import auth, cypht
 from cypht_azure.errors import (
     ROLE_HINT,
+    SERVICE_PRINCIPAL_HINT,
     AppNotFound,
     OperationFailed,
     PermissionDenied,
@@ -54,6 +55,7 @@ class Connection:
     # For --sandbox: the emulator's own administrator (not a real secret).
     client_id: str | None = None
     client_secret: Secret | None = None
+    sandbox_lasting: bool = False  # --sandbox talks to a `cypht-azure emulator` that outlives the command
 
 
 @dataclass
@@ -247,21 +249,45 @@ def poll_interval(elapsed: float) -> float:
     return min(max(0.25, elapsed / 8), 5.0)
 
 
+SERVICE_PRINCIPAL_WAIT = 30.0
+
+
+async def ensure_service_principal(session: Session, client_id: str, *, fresh_object: bool = False) -> bool:
+    """Create the app's service principal in the tenant unless it has one (True: created). A caller who may
+    manage apps but not service principals gets PermissionDenied naming what is missing."""
+    try:
+        return await session.graph.create_service_principal(client_id, fresh_object=fresh_object)
+    except GraphError as exc:
+        if exc.status == 403:
+            raise PermissionDenied(
+                f"Microsoft Graph refused to create the service principal of the app {client_id} "
+                f"({exc.code}): the signed-in identity may manage app registrations but not service principals.",
+                hint=SERVICE_PRINCIPAL_HINT) from None
+        raise
+
+
 async def verify_secret(session: Session, client_id: str, secret: Secret, *, timeout: float) -> tuple[bool, str]:
-    """Try the secret at the token endpoint until Entra accepts it (new secrets take seconds to work).
+    """Try the secret at the token endpoint until Entra issues a token (new secrets take seconds to work).
+
+    Only a token counts. AADSTS7000229 (the app has no service principal in the tenant) says nothing
+    about the secret: the service principal is created then (as the Entra admin center does for every
+    registration) and the secret tried again.
 
     Each try runs on a worker thread and the waits are asyncio sleeps, so Ctrl-C (which cancels the
     command's task) stops the wait within a try instead of after the timeout."""
     cred = secret_credential(session, client_id, secret)
     started = time.monotonic()
-    deadline, told = started + timeout, -60.0
+    deadline, told, created = started + timeout, -60.0, False
     while True:
         check = await asyncio.to_thread(try_secret, session, cred)
-        if check.verdict in ("accepted", "no-service-principal"):
-            # Entra checks the secret before it looks for the app's service principal, which a
-            # new registration does not have yet (Cypht's delegated sign-in creates it): the
-            # secret itself was accepted.
+        if check.verdict == "accepted":
             return True, "accepted"
+        if check.verdict == "no-service-principal" and not created:
+            session.progress.step("Creating the app's missing service principal")
+            await ensure_service_principal(session, client_id, fresh_object=True)
+            created = True
+            deadline = max(deadline, time.monotonic() + SERVICE_PRINCIPAL_WAIT)  # it takes Entra a moment too
+            continue
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False, check.why

@@ -71,6 +71,26 @@ class PatchRegistration(Step):
 
 
 @dataclass(frozen=True)
+class CreateServicePrincipal(Step):
+    """The app's enterprise application in its home tenant, as the Entra admin center makes one with every
+    registration: without it the token endpoint answers AADSTS7000229, so no secret check proves anything."""
+
+    client_id: str | Fill
+
+    def summary(self) -> str:
+        which = "the new registration" if isinstance(self.client_id, Fill) else self.client_id
+        return f"Create the service principal (enterprise application) of {which} in the tenant"
+
+
+@dataclass(frozen=True)
+class DeleteServicePrincipal(Step):
+    client_id: str
+
+    def summary(self) -> str:
+        return f"Delete the service principal (enterprise application) of {self.client_id}"
+
+
+@dataclass(frozen=True)
 class RemoveSecret(Step):
     key_id: str
     reason: str

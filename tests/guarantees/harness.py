@@ -83,8 +83,9 @@ def run_cli(env: dict[str, str], *args: str, cwd: Path | None = None, timeout: f
 
 def seed_provisioned(emulator: Emulator, env_file: Path, *, url: str = URL, lifetime_days: int = 20,
                      prefix: str = USER_LINES) -> dict[str, Any]:
-    """The state `provision` leaves, made in-process (fast): the registration `prepare()` plans, one
-    secret named for this .env, and the .env written with the tool's own update logic."""
+    """The state `provision` leaves, made in-process (fast): the registration `prepare()` plans, its
+    service principal, one secret named for this .env, and the .env written with the tool's own update
+    logic."""
     from cypht_azure.emulator.models import SYSTEM
     from cypht_azure.operations import envstate
     from cypht_azure.operations.provision import ProvisionRequest, prepare
@@ -93,6 +94,7 @@ def seed_provisioned(emulator: Emulator, env_file: Path, *, url: str = URL, life
 
     plan = prepare(ProvisionRequest(url=url, env_file=env_file))
     app = emulator.directory.app_create(SYSTEM, dict(plan.body), unique_name=plan.unique_name)
+    emulator.directory.create_service_principal(app["appId"])
     now = dt.datetime.now(dt.timezone.utc)
     key, secret = emulator.directory.add_password(
         app["id"], display_name=new_secret_name(now, env_file), end=now + dt.timedelta(days=lifetime_days))

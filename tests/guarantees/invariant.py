@@ -3,8 +3,8 @@
 1. `.env` is byte-identical to before, or fully updated: it parses (ours and Cypht's own loader,
    symfony/dotenv under php-cli), every line the tool does not own is unchanged, the line endings and
    the file mode are kept, and no temporary file is left next to it;
-2. the secret `.env` holds exists in the app and works at the token endpoint (AADSTS7000229 — a new
-   app without a service principal — counts: Entra accepted the secret), unless the run was deprovision;
+2. the secret `.env` holds exists in the app and gets a token at the token endpoint (AADSTS7000229 — an
+   app without a service principal — proves nothing and fails), unless the run was deprovision;
 3. after a successful run, no secret the tool created for this `.env` is left that `.env` does not hold;
 4. no secret and no token is shown (stdout, stderr; callers add log files and argv).
 
@@ -80,8 +80,6 @@ def secret_accepted(emulator: Any, client_id: str, secret: str) -> tuple[bool, s
         return True, "token issued"
     except ClientAuthenticationError as exc:
         text = str(exc)
-        if "AADSTS7000229" in text:  # secret accepted; the new app has no service principal yet
-            return True, "AADSTS7000229"
         return False, text.splitlines()[0] if text else type(exc).__name__
 
 

@@ -38,12 +38,11 @@ def edit(env_file: Path, **updates: str | None) -> None:
 
 
 def healthy(cli: Cli, emulator: Any, env_file: Path, *extra: str) -> dict[str, Any]:
-    """A .env from provision, with the app's service principal in its tenant."""
+    """A .env from provision (which creates the app's service principal in its tenant)."""
     env_file.parent.mkdir(exist_ok=True)
     r = provision(cli, env_file, *extra)
     assert r.returncode == 0, r
-    if emulator.directory.get_service_principal(r.json["client_id"]) is None:
-        emulator.directory.create_service_principal(r.json["client_id"])
+    assert emulator.directory.get_service_principal(r.json["client_id"]) is not None
     return dict(r.json)
 
 
@@ -165,6 +164,8 @@ def test_shadowed_environment_variable(cli: Cli, emulator: Any, env_file: Path) 
     outlook, office = r.json["providers"]
     assert outlook["shadowed"] == ["OUTLOOK_CLIENT_SECRET"]
     assert codes(r, "outlook") == {"env-shadowed", "secret-rejected", "rehearsal-failed"}
+    rejected = next(f for f in outlook["findings"] if f["code"] == "secret-rejected")
+    assert "in the environment Cypht runs in" in rejected["fix"]  # rotating .env would not help
     assert office["shadowed"] == ["OFFICE365_CLIENT_URI"]
     assert codes(r, "office365") == {"env-shadowed-same"}
     assert office["works"]
@@ -182,7 +183,12 @@ def test_expiring_secret_against_warn_within(cli: Cli, emulator: Any, env_file: 
 def test_deleted_app_and_missing_service_principal(cli: Cli, emulator: Any, env_file: Path) -> None:
     env_file.parent.mkdir()
     app = provision(cli, env_file).json
-    assert codes(doctor(cli, env_file)) == {"service-principal-missing"}
+    from cypht_azure.emulator.models import SYSTEM
+
+    emulator.directory.sp_delete(SYSTEM, ("appId", app["client_id"]))
+    missing = doctor(cli, env_file)
+    assert missing.returncode == 6 and codes(missing) == {"service-principal-missing"}
+    assert emulator.directory.get_service_principal(app["client_id"]) is None  # doctor changes nothing
     delete_app(emulator, app["object_id"])
     r = doctor(cli, env_file)
     assert r.returncode == 6

@@ -22,11 +22,12 @@ from cypht_azure.operations.secrets import new_secret_name
 from cypht_azure.operations.steps import (
     AddSecret,
     CreateRegistration,
+    CreateServicePrincipal,
     DeleteRegistration,
+    DeleteServicePrincipal,
     Fill,
     PatchRegistration,
     Plan,
-    PurgeRegistration,
     RemoveSecret,
     VerifySecret,
     WriteEnv,
@@ -71,9 +72,9 @@ def shape(plan: Plan) -> list[str]:
 
 PROVISION = [
     ("fresh: create, add, write (commit), verify", {}, env_text(None), None,
-     ["CreateRegistration", "AddSecret", "WriteEnv*", "VerifySecret"]),
+     ["CreateRegistration", "CreateServicePrincipal", "AddSecret", "WriteEnv*", "VerifySecret"]),
     ("fresh without --verify", {"verify": False}, env_text(None), None,
-     ["CreateRegistration", "AddSecret", "WriteEnv*"]),
+     ["CreateRegistration", "CreateServicePrincipal", "AddSecret", "WriteEnv*"]),
     ("all in place: nothing to do", {}, env_text(), app(secret(HELD)), []),
     ("drift repaired by a merge patch only", {}, env_text(), app(secret(HELD), signInAudience="AzureADMyOrg"),
      ["PatchRegistration"]),
@@ -100,13 +101,21 @@ def test_plan_provision(request_kw: dict[str, Any], env: str, registration: dict
 
 def test_plan_provision_fresh_in_detail() -> None:
     plan = plan_provision(ProvisionRequest(url=URL, env_file=ENV), envfile.parse(env_text(None)), None, NOW)
-    create, add, write, verify = plan.steps
+    create, sp, add, write, verify = plan.steps
     assert isinstance(create, CreateRegistration) and create.unique_name.startswith("cypht-azure-mail-example-com")
+    assert isinstance(sp, CreateServicePrincipal) and sp.client_id is Fill.CLIENT_ID and not sp.commit
     assert isinstance(add, AddSecret) and add.end == "2027-12-01T12:00:00Z" and add.lifetime == dt.timedelta(days=365)
     assert isinstance(write, WriteEnv) and write.commit and write.switch_from is None
     assert write.values["OUTLOOK_CLIENT_ID"] is Fill.CLIENT_ID and write.values["OFFICE365_CLIENT_SECRET"] is Fill.SECRET
     assert write.values["OUTLOOK_CLIENT_URI"] == f"{URL}/"
     assert isinstance(verify, VerifySecret) and verify.timeout == 120.0
+
+
+def test_plan_provision_repairs_a_missing_service_principal_alone() -> None:
+    plan = plan_provision(ProvisionRequest(url=URL, env_file=ENV), envfile.parse(env_text()), app(secret(HELD)), NOW,
+                          has_service_principal=False)
+    assert shape(plan) == ["CreateServicePrincipal"]
+    assert plan.steps[0] == CreateServicePrincipal(APP_ID)
 
 
 def test_plan_provision_patch_names_only_what_drifted() -> None:
@@ -181,9 +190,10 @@ def test_plan_rotate_in_detail() -> None:
 
 
 DEPROVISION = [
-    ("delete (commit), then the keys", {}, False, ["DeleteRegistration*", "WriteEnv"]),
-    ("--purge", {"purge": True}, False, ["DeleteRegistration*", "PurgeRegistration", "WriteEnv"]),
-    ("already deleted: only the keys", {}, True, ["WriteEnv"]),
+    ("delete (commit), its service principal, then the keys", {}, False,
+     ["DeleteRegistration*", "DeleteServicePrincipal", "WriteEnv"]),
+    ("--purge", {"purge": True}, False, ["DeleteRegistration*", "DeleteServicePrincipal", "PurgeRegistration", "WriteEnv"]),
+    ("already deleted: a service principal left behind, the keys", {}, True, ["DeleteServicePrincipal", "WriteEnv"]),
 ]
 
 
@@ -193,4 +203,4 @@ def test_plan_deprovision(request_kw: dict[str, Any], already: bool, steps: list
     assert shape(plan) == steps
     write = plan.of(WriteEnv)[0]
     assert all(v is None for v in write.values.values()) and "OUTLOOK_AUTH_URI" not in write.values
-    assert isinstance(plan.steps[0], (DeleteRegistration, WriteEnv, PurgeRegistration))
+    assert isinstance(plan.steps[0], (DeleteRegistration, DeleteServicePrincipal))
