@@ -62,7 +62,8 @@ def test_normal_runs_never_write_emulator_urls(cli: Cli, emulator: Emulator, env
     rotated = cli("rotate-secret", "--env-file", str(env_file), "--json")
     assert rotated.returncode == 0, rotated
     assert endpoint_values(env_file) == live_at("https://login.live.com")
-    assert emulator.base_url not in env_file.read_text()
+    cypht_values = [v for k, v in read_env(env_file).items() if k.startswith(("OUTLOOK_", "OFFICE365_"))]
+    assert not [v for v in cypht_values if emulator.base_url in v]  # (cypht-azure's own recorded options aside)
 
 
 def test_emulator_endpoints_let_cyphts_own_requests_sign_in(cli: Cli, emulator: Emulator, env_file: Path) -> None:
