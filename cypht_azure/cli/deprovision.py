@@ -96,7 +96,8 @@ def restore(
             return run_restore(app_id.strip().lower(), lambda: connection(common, out), out, out.record)
 
     result = run(common, out, action)
-    render_outcome(out, result, common=common, headline=f"Restored {result.display_name!r} ({result.client_id}).",
+    render_outcome(out, result, common=common,
+                   headline=f"Restored {result.display_name!r} ({result.client_id})." if result.changed else None,
                    next_step=f"Next: cypht-azure provision --app-id {result.client_id} --url <Cypht's URL>")
 
 

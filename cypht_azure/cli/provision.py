@@ -43,7 +43,12 @@ def provision(
     redirect_uri: Annotated[list[str] | None, typer.Option(
         "--redirect-uri", metavar="URI", envvar=env("REDIRECT_URI"), rich_help_panel=REG,
         help="Register this redirect URI instead of the one derived from --url (repeatable; the first "
-             "one is written to *_CLIENT_URI).",
+             "one is written to *_CLIENT_URI). With --url too, the URL's own redirect URI must be among them.",
+    )] = None,
+    remove_redirect_uri: Annotated[list[str] | None, typer.Option(
+        "--remove-redirect-uri", metavar="URI", envvar=env("REMOVE_REDIRECT_URI"), rich_help_panel=REG,
+        help="Drop this redirect URI from the registration (repeatable), e.g. https://host/?page=home from "
+             "a registration made in the portal, which Entra refuses for personal accounts. Shown in the plan.",
     )] = None,
     env_file: EnvFileOpt = None,
     provider: Annotated[str, typer.Option(
@@ -141,6 +146,7 @@ def provision(
             hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
             app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
             emulator_endpoints=emulator_endpoints, emulator_url=emulator_url,
+            remove_redirect_uris=list(remove_redirect_uri or []),
         )
         if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
             out.warn(short)

@@ -9,6 +9,7 @@ finishes the `.env` part, so the command can always be repeated.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,8 +19,9 @@ from cypht_azure import cypht, envfile
 from cypht_azure.errors import AppNotFound, NeedsConfirmation
 from cypht_azure.operations import envstate
 from cypht_azure.operations.apply import Context, apply
-from cypht_azure.operations.apps import Target, fetch_app, require_ours
-from cypht_azure.operations.session import Session
+from cypht_azure.operations.apps import Target, fetch_app, find_deleted, require_ours
+from cypht_azure.operations.secrets import is_tool_secret, made_for
+from cypht_azure.operations.session import Session, parse_time, utcnow
 from cypht_azure.operations.steps import (
     Applied,
     DeleteRegistration,
@@ -76,16 +78,27 @@ class DeprovisionResult:
 
 
 def owned_keys(doc: envfile.EnvDocument, client_id: str) -> list[str]:
-    """The keys cypht-azure wrote for this app: ID, secret, secret ID, redirect URI (endpoints stay)."""
+    """The keys cypht-azure wrote for this app: ID, secret, secret ID, redirect URI, and the endpoint keys
+    it appended under its comment (endpoint lines the admin had elsewhere in the file stay)."""
     keys: list[str] = []
+    managed = envstate.managed_block_keys(doc)
     for provider in envstate.blocks_using(doc, client_id):
         k = cypht.provider_keys(provider)
         keys += [name for name in (k.client_id, k.client_secret, k.secret_id, k.client_uri) if doc.get(name) is not None]
+        keys += [k.endpoint(name) for name in cypht.DEFAULT_ENDPOINTS if k.endpoint(name) in managed]
     return keys
 
 
+def other_installations(app: dict[str, Any], env_path: Path, now: dt.datetime) -> list[str]:
+    """The `.env` files (as `host:hash`, from the secrets' names) that hold a live secret cypht-azure made
+    for them on this registration, besides this one: their Cypht loses sign-in with the registration."""
+    return sorted({str(c.get("displayName")).rsplit(" ", 1)[-1] for c in app.get("passwordCredentials") or []
+                   if is_tool_secret(c) and not made_for(c, env_path)
+                   and (end := parse_time(c.get("endDateTime"))) is not None and end > now})
+
+
 def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app: dict[str, Any],
-                     already_deleted: bool) -> Plan:
+                     already_deleted: bool, now: dt.datetime | None = None) -> Plan:
     """Delete (the commit point), purge if asked, then remove the app's keys from `.env`. Pure."""
     client_id, object_id = str(app["appId"]), str(app["id"])
     steps: list[Step] = []
@@ -93,6 +106,11 @@ def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app:
     if already_deleted:
         notes.append(f"The app registration {client_id} is already deleted.")
     else:
+        others = other_installations(app, request.env_file, now or utcnow())
+        if others:
+            notes.append(f"Warning: another .env also holds a live client secret of this registration (made by "
+                         f"cypht-azure for {', '.join(others)}: host and a hash of that file's path). The Cypht "
+                         "that uses it loses Outlook/Office365 sign-in too.")
         steps.append(DeleteRegistration(object_id, client_id, app.get("displayName"), commit=True))
     # Entra may keep the enterprise application of a deleted registration: delete it by name (a no-op where
     # it went with the registration).
@@ -109,18 +127,14 @@ async def deprovision(
     session: Session, request: DeprovisionRequest, target: Target, doc: envfile.EnvDocument,
     confirm: Callable[[str], bool] | None, on_record: Callable[[StepRecord], None],
 ) -> DeprovisionResult:
-    graph = session.graph
     app = await fetch_app(session, target)
     already = False
     if app is None:
-        deleted = []
-        if target.app_id:
-            deleted = await graph.list_deleted_applications(
-                filter=f"appId eq '{target.app_id}'", select=["id", "appId", "displayName", "deletedDateTime"])
-        if not deleted:
+        deleted = await find_deleted(session, target)  # by client ID, or by the URL's uniqueName
+        if deleted is None:
             raise AppNotFound(f"No app registration {target.app_id or target.unique_name} (named by "
                               f"{target.source}) in tenant {session.tenant_id}, not even among deleted ones.")
-        app, already = deleted[0], True
+        app, already = deleted, True
     else:
         require_ours(app, target)
     plan = plan_deprovision(request, doc, app, already)
@@ -154,8 +168,8 @@ class RestoreResult:
     display_name: str | None
     tenant_id: str
     steps: list[StepRecord] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     dry_run: ClassVar[bool] = False  # restore has no --dry-run
-    notes: ClassVar[tuple[str, ...]] = ()
 
     @property
     def changed(self) -> bool:
@@ -163,6 +177,7 @@ class RestoreResult:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data.pop("notes")
         data["steps"] = [r.to_json() for r in self.steps]
         return data
 
@@ -173,13 +188,16 @@ def plan_restore(deleted: dict[str, Any]) -> Plan:
 
 
 async def restore(session: Session, app_id: str, on_record: Callable[[StepRecord], None]) -> RestoreResult:
-    deleted = await session.graph.list_deleted_applications(
-        filter=f"appId eq '{app_id}'", select=["id", "appId", "displayName", "deletedDateTime"])
-    if not deleted:
+    deleted = await find_deleted(session, Target(app_id=app_id))
+    if deleted is None:
+        active = await session.graph.get_application(app_id=app_id, select=["id", "appId", "displayName"])
+        if active is not None:
+            return RestoreResult(app_id, str(active["id"]), active.get("displayName"), session.tenant_id,
+                                 notes=[f"The app registration {app_id} is already active: nothing to restore."])
         raise AppNotFound(f"No deleted app registration with client ID {app_id} in tenant {session.tenant_id}.",
                           hint="Deleted registrations can be restored for 30 days; after that they are gone.")
-    plan = plan_restore(deleted[0])
+    plan = plan_restore(deleted)
     applied = await apply(plan, Context(session, envfile.parse(""), Path(), Applied(), on_record=on_record))
     restored = applied.restored or {}
-    return RestoreResult(str(restored.get("appId") or app_id), str(restored.get("id") or deleted[0]["id"]),
+    return RestoreResult(str(restored.get("appId") or app_id), str(restored.get("id") or deleted["id"]),
                          restored.get("displayName"), session.tenant_id, applied.records)

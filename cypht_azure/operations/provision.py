@@ -69,6 +69,9 @@ class ProvisionRequest:
     verify_timeout: float = 120.0
     emulator_endpoints: bool = False  # rehearsal: write the emulator's sign-in URLs into the endpoint keys
     emulator_url: str | None = None  # the emulator as Cypht reaches it (default: as cypht-azure does)
+    # Redirect URIs to drop from the registration, e.g. the `https://host/?page=home` Cypht's docs
+    # suggested, which Entra refuses for audiences with personal accounts.
+    remove_redirect_uris: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -99,6 +102,14 @@ def prepare(req: ProvisionRequest) -> Desired:
         cypht.validate_redirect_uris(uris, audience)
         if len(set(uris)) != len(uris):
             raise cypht.InvalidInput("The same redirect URI is given twice.")
+        if req.url and req.redirect_uris and (own := cypht.redirect_uri_for(req.url)) not in uris:
+            raise cypht.InvalidInput(
+                f"--url {cypht.shown(req.url)} means the redirect URI {own}, which is not among --redirect-uri "
+                f"{', '.join(uris)}: the registration would not serve the URL you named. Add --redirect-uri "
+                f"{own}, or leave out --url (the first --redirect-uri is what *_CLIENT_URI gets).")
+        both = sorted(set(uris) & {u.strip() for u in req.remove_redirect_uris})
+        if both:
+            raise cypht.InvalidInput(f"{both[0]} is given both to register and to remove (--remove-redirect-uri).")
         display_name = req.name or cypht.default_display_name(uris[0])
         cypht.validate_display_name(display_name, audience)
     except cypht.InvalidInput as exc:
@@ -136,6 +147,19 @@ def _looks_like_guid(value: str) -> bool:
     return len(value) == 36
 
 
+def removed_redirect_uris(app: dict[str, Any] | None, request: ProvisionRequest) -> list[str]:
+    """The --remove-redirect-uri values, each checked to be a redirect URI the registration has."""
+    remove = [u.strip() for u in request.remove_redirect_uris]
+    have = list(((app or {}).get("web") or {}).get("redirectUris") or [])
+    unknown = [u for u in remove if u not in have]
+    if unknown:
+        raise InputError(
+            f"--remove-redirect-uri {unknown[0]} is not a redirect URI of the registration "
+            f"({', '.join(have) or 'it has none' if app else 'it does not exist yet'}).",
+            hint="Give the URI exactly as `cypht-azure status` lists it; nothing was changed.")
+    return remove
+
+
 def registration_patch(app: dict[str, Any], plan: Desired) -> dict[str, Any]:
     """The smallest PATCH that brings an existing registration to what Cypht needs.
 
@@ -151,7 +175,9 @@ def registration_patch(app: dict[str, Any], plan: Desired) -> dict[str, Any]:
         api["requestedAccessTokenVersion"] = 2
         patch["api"] = api
     web = dict(app.get("web") or {})
-    current_uris = list(web.get("redirectUris") or [])
+    had = list(web.get("redirectUris") or [])
+    remove = removed_redirect_uris(app, plan.request)
+    current_uris = [u for u in had if u not in remove]
     missing = [u for u in plan.redirect_uris if u not in current_uris]
     merged_uris = current_uris + missing
     for uri in merged_uris:
@@ -160,10 +186,11 @@ def registration_patch(app: dict[str, Any], plan: Desired) -> dict[str, Any]:
             raise InputError(
                 f"The registration already has the redirect URI {uri!r}, which is invalid for the audience "
                 f"{audience}: " + "; ".join(problems) + ".",
-                hint="Remove it in the Entra admin center (App registrations > Authentication) or choose "
-                     "another --audience.",
+                hint=f"Run again with --remove-redirect-uri '{uri}' to drop it from the registration (Cypht "
+                     f"uses {plan.primary_uri}: a request without a page parameter reaches its home page, "
+                     "which handles the sign-in), or choose another --audience.",
             )
-    if missing:
+    if missing or remove:
         patch["web"] = {k: v for k, v in web.items() if k in ("homePageUrl", "logoutUrl", "implicitGrantSettings")}
         patch["web"]["redirectUris"] = merged_uris
     access = cypht.merge_required_access(list(app.get("requiredResourceAccess") or []))
@@ -254,11 +281,14 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
     notes: list[str] = []
     client_id: str | Fill = Fill.CLIENT_ID
     if app is None:
+        removed_redirect_uris(app, request)  # nothing to remove from a registration still to be made
         steps.append(CreateRegistration(desired.display_name, desired.unique_name, desired.body))
     else:
         client_id = str(app["appId"])
         _require_ours(app, request, named)
         patch = registration_patch(app, desired)
+        notes += [f"Remove the redirect URI {uri} from the registration (--remove-redirect-uri)."
+                  for uri in removed_redirect_uris(app, request)]
         if patch:
             steps.append(PatchRegistration(client_id, tuple(sorted(patch)), patch))
     if app is None or not has_service_principal:

@@ -428,9 +428,8 @@ def test_status_by_url_finds_a_deleted_app(cli: Cli, emulator: Any, env_file: Pa
     assert cli("deprovision", "--env-file", str(env_file), "--yes").returncode == 0
     s = status(cli, env_file, "--url", URL)
     assert s.returncode == 0, s
-    deleted = [f for f in s.json["findings"] if f["code"] == "app-deleted"]
-    assert len(deleted) == 1 and "app-not-found" not in codes(s.json)
-    assert f"restore --app-id {made['client_id']}" in deleted[0]["fix"]
+    assert codes(s.json) == ["app-deleted"]  # deprovision left no empty block behind (item 14)
+    assert f"restore --app-id {made['client_id']}" in s.json["findings"][0]["fix"]
 
 
 # 12. --url that contradicts the app .env names ----------------------------------------------------
@@ -490,3 +489,94 @@ def test_fixes_for_a_hand_made_app_name_it_and_the_env_file(cli: Cli, emulator: 
     assert r.returncode == 0, r
     assert codes(status(cli, env_file).json) == []
 
+
+
+# 4 (deprovision). --url finds a deleted app ---------------------------------------------------------
+
+def test_deprovision_by_url_after_deprovision_says_already_deleted(cli: Cli, env_file: Path, tmp_path: Path) -> None:
+    env_file.parent.mkdir()
+    made = provision(cli, env_file).json
+    assert cli("deprovision", "--env-file", str(env_file), "--yes").returncode == 0
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    again = cli("deprovision", "--url", URL, "--env-file", str(empty), "--yes", "--json")
+    assert again.returncode == 0, again
+    assert again.json["already_deleted"] is True and again.json["client_id"] == made["client_id"]
+
+
+# 7. Migrating from the portal: stale redirect URIs ----------------------------------------------------
+
+def test_adopting_a_portal_app_can_drop_the_page_home_redirect(cli: Cli, emulator: Any, env_file: Path) -> None:
+    from tests.tool.conftest import update_app
+
+    stale = "https://mail.example.com/?page=home"
+    app = emulator.directory.create_application(displayName="Cypht (portal)", signInAudience="AzureADMyOrg",
+                                                web={"redirectUris": [stale]})
+    update_app(emulator, app["id"], {"signInAudience": "AzureADandPersonalMicrosoftAccount",
+                                     "api": {"requestedAccessTokenVersion": 2}}, validate=False)
+    env_file.parent.mkdir()
+    refused = provision(cli, env_file, "--app-id", app["appId"])
+    assert refused.returncode == 2, refused
+    hint = refused.json["error"]["hint"]
+    assert "--remove-redirect-uri" in hint and stale in hint and "admin center" not in hint
+    plan = provision(cli, env_file, "--app-id", app["appId"], "--remove-redirect-uri", stale, "--dry-run")
+    assert plan.returncode == 0, plan
+    assert any(stale in line and "emove" in line for line in plan.json["actions"]), plan.json["actions"]
+    done = provision(cli, env_file, "--app-id", app["appId"], "--remove-redirect-uri", stale)
+    assert done.returncode == 0, done
+    assert done.json["redirect_uris"] == ["https://mail.example.com/"]
+    assert emulator.directory.get_application(app_id=app["appId"])["web"]["redirectUris"] == [URL + "/"]
+
+
+def test_removing_a_redirect_uri_the_app_does_not_have_is_refused(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    r = provision(cli, env_file, "--remove-redirect-uri", "https://nowhere.example/")
+    assert r.returncode == 2, r
+    assert "https://nowhere.example/" in r.json["error"]["message"]
+
+
+# 11. restore on an active app -----------------------------------------------------------------------
+
+def test_restore_on_an_active_app_says_it_is_active(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    made = provision(cli, env_file).json
+    r = cli("restore", "--app-id", made["client_id"])
+    assert r.returncode == 0, r
+    assert "already active" in r.stdout and "gone" not in r.stdout + r.stderr
+
+
+# 12. --url with --redirect-uri ------------------------------------------------------------------------
+
+def test_url_and_a_redirect_uri_that_is_not_its_own_are_refused(cli: Cli, emulator: Any, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    r = provision(cli, env_file, "--redirect-uri", "https://b.example.org/")
+    assert r.returncode == 2, r
+    assert "--url" in r.json["error"]["message"] and "--redirect-uri" in r.json["error"]["message"]
+    assert cypht_apps(emulator) == []
+    both = provision(cli, env_file, "--redirect-uri", "https://b.example.org/", "--redirect-uri", URL + "/")
+    assert both.returncode == 0, both
+
+
+# 14. deprovision leaves no header behind; other .env files are named -----------------------------------
+
+def test_deprovision_then_provision_leaves_one_header(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    env_file.write_text("APP_NAME=Cypht\n")
+    assert provision(cli, env_file).returncode == 0
+    assert cli("deprovision", "--env-file", str(env_file), "--yes").returncode == 0
+    assert env_file.read_text() == "APP_NAME=Cypht\n"
+    assert provision(cli, env_file).returncode == 0
+    assert env_file.read_text().count("managed by cypht-azure") == 1
+
+
+def test_deprovision_warns_about_another_env_with_a_live_secret(cli: Cli, tmp_path: Path) -> None:
+    first, second = tmp_path / "one" / ".env", tmp_path / "two" / ".env"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    made = provision(cli, first).json
+    assert cli("provision", "--app-id", made["client_id"], "--url", URL, "--env-file", str(second),
+               "--no-verify", "--json").returncode == 0
+    r = cli("deprovision", "--env-file", str(first), "--dry-run", "--json")
+    assert r.returncode == 0, r
+    warning = [a for a in r.json["actions"] if "another .env" in a]
+    assert len(warning) == 1, r.json["actions"]
