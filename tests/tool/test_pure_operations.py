@@ -51,8 +51,14 @@ def test_prepare_refuses_bad_input(kw: dict[str, object], fragment: str) -> None
 
 
 def test_query_allowed_for_single_tenant() -> None:
-    p = plan(redirect_uris=["https://a.example/?page=home"], audience="single-tenant")
+    p = plan(url=None, redirect_uris=["https://a.example/?page=home"], audience="single-tenant")
     assert p.redirect_uris == ["https://a.example/?page=home"]
+
+
+def test_url_must_be_among_the_redirect_uris_given() -> None:
+    with pytest.raises(InputError, match="--url"):
+        plan(redirect_uris=["https://a.example/"])
+    assert plan(redirect_uris=["https://a.example/", URL + "/"]).redirect_uris == ["https://a.example/", URL + "/"]
 
 
 def existing_app(**over: object) -> dict[str, object]:
