@@ -239,5 +239,8 @@ def without_orphan_header(doc: envfile.EnvDocument) -> envfile.EnvDocument:
 
 def edited(doc: envfile.EnvDocument, updates: Mapping[str, str | None], *,
            block_comment: str | None = BLOCK_COMMENT) -> envfile.EnvDocument:
-    """`doc` with `updates` applied, and cypht-azure's comment dropped once it heads no key any more."""
+    """`doc` with `updates` applied, and cypht-azure's comment dropped once it heads no key any more.
+    Keys new to the file get the comment only if the file does not have it yet: never a second one."""
+    if block_comment and any(line.strip() == block_comment for line in doc.text.splitlines()):
+        block_comment = None
     return without_orphan_header(doc.updated(updates, block_comment=block_comment))

@@ -262,7 +262,7 @@ def test_deprovision_then_restore(cli: Cli, emulator: Any, env_file: Path, provi
     assert text.startswith("# mine\nAPP_NAME=Cypht\n")
     values = read_env(env_file)
     assert "OUTLOOK_CLIENT_ID" not in values and "OUTLOOK_CLIENT_SECRET" not in values
-    assert "OUTLOOK_AUTH_URI" not in values and "managed by cypht-azure" not in text  # its block goes whole
+    assert "OUTLOOK_AUTH_URI" not in values  # the endpoint keys provision appended go too
     restored = cli("restore", "--app-id", provisioned["client_id"], "--json")
     assert restored.returncode == 0, restored
     assert emulator.directory.get_application(app_id=provisioned["client_id"]) is not None
