@@ -377,6 +377,15 @@ def _step_line(record: Any) -> str:
     return f"  {mark} {record.line()}{commit}"
 
 
+def render_findings(out: Output, findings: Iterable[Any]) -> None:
+    """status's and doctor's findings, one way: severity, code, message, then the fix."""
+    for f in findings:
+        label = {"error": "ERROR", "warning": "WARNING"}.get(f.severity, f.severity.upper())
+        out.note(f"{label} [{f.code}] {f.message}")
+        if f.fix:
+            out.note(f"    fix: {f.fix}")
+
+
 def render_outcome(out: Output, result: Any, *, common: Common, headline: str | None = None,
                    details: list[tuple[str, str]] | None = None, next_step: str | None = None) -> None:
     """The one renderer of a command's outcome: `--json` is the result's own document; the text is

@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 import typer
 
-from cypht_azure.cli.common import Common, EnvFileOpt, Output, command, connection, env, run, sandbox_banner
+from cypht_azure.cli.common import (
+    Common,
+    EnvFileOpt,
+    Output,
+    command,
+    connection,
+    env,
+    render_findings,
+    run,
+    sandbox_banner,
+)
 from cypht_azure.cli.help import GroupedCommand
 from cypht_azure.errors import ExitCode
 
@@ -102,11 +112,7 @@ def render(result: Any, out: Output) -> None:
             mark = {True: "ok  ", False: "FAIL", None: "--  "}[step.ok]
             out.note(f"  {mark} {step.name:<9} {step.answer}")
     out.note("")
-    for f in result.findings:
-        label = {"error": "ERROR", "warning": "WARNING"}.get(f.severity, f.severity.upper())
-        out.note(f"{label} [{f.code}] {f.message}")
-        if f.fix:
-            out.note(f"    fix: {f.fix}")
+    render_findings(out, result.findings)
     if result.works:
         out.note(out.green("Cypht's sign-in should work."))
     else:

@@ -16,6 +16,7 @@ from cypht_azure.cli.common import (
     command,
     connection,
     env,
+    render_findings,
     run,
     sandbox_banner,
 )
@@ -156,11 +157,7 @@ def render(result: Any, out: Output) -> None:
     out.note("")
     if not result.findings:
         out.note(out.green("No problems found."))
-    for f in result.findings:
-        label = {"error": "ERROR", "warning": "WARNING"}.get(f.severity, f.severity.upper())
-        out.note(f"{label} [{f.code}] {f.message}")
-        if f.fix:
-            out.note(f"    fix: {f.fix}")
+    render_findings(out, result.findings)
     if result.secret_verified:
         out.note(out.green("The .env secret works at the token endpoint."))
 

@@ -32,9 +32,11 @@ def require_php() -> None:
     pytest.skip(message)
 
 
-def load_with_symfony(path: Path, keys: list[str]) -> dict[str, str | None]:
+def load_with_symfony(path: Path, keys: list[str], environ: dict[str, str] | None = None) -> dict[str, str | None]:
+    """getenv() of each key after Cypht's loader ran, in this environment (default: ours, minus the keys)."""
     require_php()
-    env = {k: v for k, v in os.environ.items() if k not in keys}
+    env = {k: v for k, v in os.environ.items() if k not in keys} if environ is None else {"PATH": "/usr/bin:/bin",
+                                                                                           **environ}
     proc = subprocess.run(
         ["php", "-r", SCRIPT % AUTOLOAD, str(path), ",".join(keys)],
         capture_output=True, text=True, timeout=30, env=env,

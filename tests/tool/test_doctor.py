@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import pytest
 from cypht_azure import cypht, envdisk
 from tests.docs.test_json_schemas import load, validate
 from tests.tool.conftest import Cli, delete_app, graph_requests, token_requests
-from tests.tool.php import AUTOLOAD, require_php
+from tests.tool.php import load_with_symfony, require_php
 from tests.tool.test_provision import provision
 
 
@@ -217,17 +215,6 @@ def test_missing_env_file_is_bad_input(cli: Cli, env_file: Path) -> None:
     assert validate(r.json, load("error")) == []
 
 
-PHP_GETENV = r"""
-require '%s';
-$d = new \Symfony\Component\Dotenv\Dotenv();
-$d->usePutenv(true);
-$d->load($argv[1]);
-$out = [];
-foreach (json_decode($argv[2], true) as $k => $default) { $out[$k] = getenv($k) ?: $default; }
-echo json_encode($out);
-"""
-
-
 def test_values_are_the_ones_cyphts_loader_gives(cli: Cli, emulator: Any, env_file: Path) -> None:
     """Cypht's own loader and env() rule, run by PHP with the same environment, give doctor's values."""
     require_php()
@@ -241,11 +228,10 @@ def test_values_are_the_ones_cyphts_loader_gives(cli: Cli, emulator: Any, env_fi
                 "TOKEN_URI": "https://login.live.com/oauth20_token.srf",
                 "REFRESH_URI": "https://login.live.com/oauth20_token.srf"}
     wanted = {f"{p}_{k}": d for p in ("OUTLOOK", "OFFICE365") for k, d in defaults.items() if k != "CLIENT_SECRET"}
-    php = subprocess.run(["php", "-r", PHP_GETENV % AUTOLOAD, str(env_file), json.dumps(wanted)],
-                         capture_output=True, text=True, timeout=30, env={"PATH": "/usr/bin:/bin", **environ})
-    assert php.returncode == 0, php.stderr
+    raw = load_with_symfony(env_file, list(wanted), environ)
+    cypht_env = {k: v if v not in (None, "", "0") else wanted[k] for k, v in raw.items()}  # env(): getenv() ?: default
     seen = {k["key"]: k["value"] for p in r.json["providers"] for k in p["keys"] if k["value"] is not None}
-    assert seen == json.loads(php.stdout)
+    assert seen == cypht_env
     assert seen["OUTLOOK_CLIENT_ID"] == environ["OUTLOOK_CLIENT_ID"]
     assert seen["OFFICE365_CLIENT_URI"] == "http://localhost/?page=home"
     assert codes(r, "outlook") >= {"env-shadowed", "app-not-found", "rehearsal-failed"}
