@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -91,20 +91,48 @@ def handles(kind: type[S]) -> Callable[[Callable[[S, Context, StepRecord], Await
 async def apply(plan: Plan, ctx: Context) -> Applied:
     applied = ctx.applied
     applied.records = [StepRecord(s, NOT_RUN) for s in plan.steps]
-    for record in applied.records:
+    for batch in _batches(applied.records):
         try:
-            record.detail = await HANDLERS[type(record.step)](record.step, ctx, record)
+            await _run(batch, ctx)
         except BaseException as exc:
-            record.status = FAILED
-            ctx.on_record(record)
+            for record in batch:
+                if record.status != DONE:
+                    record.status = FAILED
+                    ctx.on_record(record)
             undo_failures = await _run_undo(ctx)
             raise _explain(exc, applied, undo_failures) from None
+        for record in batch:
+            if record.step.commit:
+                ctx.undo.clear()  # the commit point: from here on nothing is undone
+                applied.committed = True
+    return applied
+
+
+def _batches(records: list[StepRecord]) -> Iterator[list[StepRecord]]:
+    """The records in order, a step marked `alongside_next` together with the one after it."""
+    batch: list[StepRecord] = []
+    for record in records:
+        batch.append(record)
+        if not record.step.alongside_next:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+async def _run(batch: list[StepRecord], ctx: Context) -> None:
+    """Run the batch's steps at the same time; both finish (or fail) before the first failure is raised."""
+    async def one(record: StepRecord) -> None:
+        record.detail = await HANDLERS[type(record.step)](record.step, ctx, record)
         record.status = DONE
         ctx.on_record(record)
-        if record.step.commit:
-            ctx.undo.clear()  # the commit point: from here on nothing is undone
-            applied.committed = True
-    return applied
+
+    if len(batch) == 1:
+        await one(batch[0])
+        return
+    for outcome in await asyncio.gather(*(one(record) for record in batch), return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def _run_undo(ctx: Context) -> list[str]:

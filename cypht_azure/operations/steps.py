@@ -17,7 +17,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from cypht_azure.durations import describe
 from cypht_azure.operations.hooks import Hook, HookRun
@@ -38,6 +38,9 @@ EnvValue = str | Secret | Fill | None
 @dataclass(frozen=True, kw_only=True)
 class Step:
     commit: bool = False  # the command's commit point
+    # Runs at the same time as the step after it: it needs only what earlier steps made, and the next
+    # step does not need it (apply() waits for both before going on).
+    alongside_next: ClassVar[bool] = False
 
     @property
     def name(self) -> str:
@@ -76,6 +79,7 @@ class CreateServicePrincipal(Step):
     registration: without it the token endpoint answers AADSTS7000229, so no secret check proves anything."""
 
     client_id: str | Fill
+    alongside_next: ClassVar[bool] = True  # the secret that follows needs only the app's ids: one round trip less
 
     def summary(self) -> str:
         which = "the new registration" if isinstance(self.client_id, Fill) else self.client_id
