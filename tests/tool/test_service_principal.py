@@ -97,7 +97,7 @@ def test_caller_who_may_not_create_service_principals_is_told_which_role(cli: Cl
     assert "service principal" in message
     assert "Application.ReadWrite.All" in message and "Cloud Application Administrator" in message
     assert not env_file.exists() or "OUTLOOK_CLIENT_SECRET" not in env_file.read_text()
-    # the registration is kept for the next run to reuse, without a secret: nothing was added before the refusal
+    # the registration is kept for the next run to reuse, without a secret: the one added alongside was taken back
     apps = [a for a in emulator.directory.applications() if "cypht-azure" in (a.get("tags") or [])]
     assert [a.get("passwordCredentials") for a in apps] == [[]]
     emulator.faults.clear()
