@@ -26,7 +26,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cypht_azure import cypht, envdisk, rehearsal
-from cypht_azure.auth import KNOWN_AUTHORITY_HOSTS
 from cypht_azure.errors import InputError
 from cypht_azure.operations import findings
 from cypht_azure.operations.findings import Finding
@@ -47,7 +46,7 @@ from cypht_azure.secret import Secret
 APP_SELECT = ["id", "appId", "displayName", "signInAudience", "web", "spa", "publicClient", "passwordCredentials",
               "publisherDomain"]
 # Where Microsoft serves the endpoints Cypht may be configured with; the emulator serves the same paths.
-MICROSOFT_SIGN_IN_HOSTS = KNOWN_AUTHORITY_HOSTS | {"login.live.com", "login.windows.net"}
+MICROSOFT_SIGN_IN_HOSTS = cypht.DIRECTORY_LOGIN_HOSTS | {cypht.LIVE_HOST}
 PERSONAL_ACCOUNT = "cypht.rehearsal@outlook.com"
 ENDPOINT_KEYS = ("AUTH_URI", "TOKEN_URI", "REFRESH_URI")
 
