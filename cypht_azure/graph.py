@@ -9,7 +9,9 @@ Retries are ours, not kiota's, because the right answer depends on the call:
 - 429/503/504 carry Retry-After and mean "not done": wait and retry any call;
 - a 404 right after we created an object is replication lag: retry that call only;
 - a dropped connection is retried for idempotent calls; addPassword is retried too, as a
-  duplicate secret is recorded as the tool's own and cleaned up by the next run.
+  duplicate secret is recorded as the tool's own and cleaned up by the next run;
+- a lost answer, or a 5xx to a write (which may come after the work was done), makes the retry's
+  "not found" mean "done" for DELETE, restore and removePassword.
 """
 
 from __future__ import annotations
@@ -111,9 +113,9 @@ class Graph:
         self.policy = policy or RetryPolicy()
         self.on_wait = on_wait
         self.requests_sent = 0
-        verify: ssl.SSLContext | bool = (
-            ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-        )
+        verify = ssl.create_default_context()  # the system's trust store...
+        if ca_file:
+            verify.load_verify_locations(cafile=ca_file)  # ...plus --ca-file's CA, as its help says
         client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)))
         options = dict(graph_options)
         # Our retry rules replace kiota's (see module docstring).
@@ -169,8 +171,12 @@ class Graph:
         fresh_object: bool = False,
         ok: tuple[int, ...] = (200, 201, 204),
         allow_404: bool = False,
+        already_done: Callable[[int, GraphError, bool], bool] | None = None,
     ) -> Response:
-        """Send one logical call, retrying as the module docstring says. `label` names it in logs and errors."""
+        """Send one logical call, retrying as the module docstring says. `label` names it in logs and errors.
+
+        `already_done(status, error, answer_lost)` says when an error answer means the work is done (a
+        removed credential that is gone; a restore whose earlier attempt's answer was lost)."""
         import httpx
 
         attempt = 0
@@ -207,6 +213,10 @@ class Graph:
             if status in ok:
                 return Response(status, parsed, dict(raw.headers), after_lost=answer_lost)
             error = _graph_error(status, parsed, method, label, request_id)
+            if already_done is not None and already_done(status, error, answer_lost):
+                return Response(status, parsed, dict(raw.headers), after_lost=answer_lost)
+            if status >= 500 and method != "GET":
+                answer_lost = True  # a 5xx may come after the work was done: a retry's 404 then means done
             if status in RETRY_STATUSES and attempt < self.policy.attempts:
                 delay = _retry_after(raw.headers.get("Retry-After"), self.policy.backoff * 2 ** (attempt - 1))
                 if delay <= self.policy.max_wait:
@@ -217,7 +227,7 @@ class Graph:
                 await self._wait(f"{label}: Graph answered 500, retrying", self.policy.backoff * 2 ** (attempt - 1))
                 continue
             if status == 404 and method == "DELETE" and answer_lost:
-                return Response(204, parsed, dict(raw.headers))  # the lost attempt deleted it
+                return Response(204, parsed, dict(raw.headers), after_lost=True)  # the lost attempt deleted it
             if status == 404 and error.code == "Request_ResourceNotFound":
                 if fresh_object and time.monotonic() < replication_deadline:
                     await self._wait(f"{label}: waiting for the new registration to replicate",
@@ -273,12 +283,16 @@ class Graph:
         return dict(r.body)
 
     async def remove_password(self, object_id: str, key_id: str) -> bool:
-        """False when the credential was already gone (a repeated run)."""
+        """True when removed now, False when the credential was already gone (a repeated run, or an
+        earlier attempt whose answer was lost). Any other refusal raises GraphError."""
         r = await self.call(
             "POST", self.client.applications.by_application_id(object_id).remove_password,
-            label="remove client secret", body={"keyId": key_id}, ok=(200, 204, 400), allow_404=True,
+            label="remove client secret", body={"keyId": key_id}, ok=(200, 204),
+            already_done=lambda status, error, lost: _credential_gone(status, error),
         )
         return r.status in (200, 204)
+
+
 
     async def delete_application(self, object_id: str) -> None:
         await self.call("DELETE", self.client.applications.by_application_id(object_id), label="delete application")
@@ -287,10 +301,11 @@ class Graph:
         await self.call("DELETE", self.client.directory.deleted_items.by_directory_object_id(object_id),
                         label="permanently delete application", fresh_object=fresh_object)
 
-    async def restore_deleted(self, object_id: str) -> dict[str, Any]:
+    async def restore_deleted(self, object_id: str) -> dict[str, Any] | None:
+        """The restored application; None when an earlier attempt restored it and its answer was lost."""
         r = await self.call("POST", self.client.directory.deleted_items.by_directory_object_id(object_id).restore,
-                            label="restore application")
-        return dict(r.body)
+                            label="restore application", already_done=lambda status, error, lost: lost and status == 404)
+        return None if r.after_lost and r.status == 404 else dict(r.body)
 
     async def list_applications(self, *, filter: str, select: list[str], top: int = 999,
                                 headers: dict[str, str] | None = None) -> AsyncIterator[list[dict[str, Any]]]:
@@ -304,6 +319,11 @@ class Graph:
             next_link = r.body.get("@odata.nextLink")
             if not next_link:
                 return
+            if not same_origin(str(next_link), self.graph_url):
+                # The token goes with every request: never to a host other than the Graph we called.
+                raise GraphUnavailable(
+                    f"Microsoft Graph answered with a next-page link to another host ({_origin(str(next_link))}); "
+                    f"cypht-azure follows links only on {_origin(self.graph_url)}.")
             url, query = next_link, None
 
     # ---- service principals ------------------------------------------------------------
@@ -349,6 +369,23 @@ class Graph:
         r = await self.call("GET", builder, label="list deleted applications",
                             query={"%24filter": filter, "%24select": select})
         return list(r.body.get("value", []))
+
+
+def _origin(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{parts.port or 443}"
+
+
+def same_origin(link: str, graph_url: str) -> bool:
+    """Whether an @odata.nextLink points at the Graph endpoint we called (scheme, host and port)."""
+    return link.lower().startswith("https://") and _origin(link) == _origin(graph_url)
+
+
+def _credential_gone(status: int, error: GraphError) -> bool:
+    """removePassword's answers for a keyId the app does not have (Graph has used 404 and 400)."""
+    return status == 404 or (status == 400 and "keyid" in error.message.lower())
 
 
 def _path_of(raw: httpx.Response) -> str:

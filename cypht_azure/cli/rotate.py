@@ -59,6 +59,10 @@ def rotate_secret(
         "--verify-timeout", metavar="SECONDS", envvar=env("VERIFY_TIMEOUT"), min=1.0,
         help="Seconds to wait for Entra to accept the new secret before .env is changed.",
     )] = 120.0,
+    switch_app: Annotated[bool, typer.Option(
+        "--switch-app", envvar=env("SWITCH_APP"),
+        help="Let --app-id name another app registration than the one .env names, and switch .env to it.",
+    )] = False,
     dry_run: DryRunOpt = False,
     deploy_hook: DeployHookOpt = None,
     deploy_hook_timeout: DeployHookTimeoutOpt = 300.0,
@@ -105,7 +109,7 @@ def rotate_secret(
             hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
             if_expiring_within=parse_duration(if_expiring_within, option="--if-expiring-within")
             if if_expiring_within else None,
-            keep_previous=keep_previous, secret_lifetime=lifetime, dry_run=dry_run, verify_timeout=verify_timeout,
+            keep_previous=keep_previous, switch_app=switch_app, secret_lifetime=lifetime, dry_run=dry_run, verify_timeout=verify_timeout,
         )
         with sandbox_banner(out, common.sandbox):
             return run_rotate(request, lambda: connection(layered, out), out, out.record)

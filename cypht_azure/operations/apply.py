@@ -370,5 +370,8 @@ async def _purge(step: PurgeRegistration, ctx: Context, record: StepRecord) -> s
 
 @handles(RestoreRegistration)
 async def _restore(step: RestoreRegistration, ctx: Context, record: StepRecord) -> str | None:
-    ctx.applied.restored = await ctx.session.graph.restore_deleted(step.object_id)
+    restored = await ctx.session.graph.restore_deleted(step.object_id)
+    if restored is None:  # an earlier attempt restored it; its answer was lost
+        restored = await ctx.session.graph.get_application(app_id=step.client_id, fresh_object=True)
+    ctx.applied.restored = restored
     return None

@@ -42,7 +42,7 @@ def choose_target(
             raise InputError(str(exc)) from None
     unique_name = cypht.unique_name_for(uri) if uri else None
     if app_id:
-        return Target(app_id=app_id.strip().lower(), source="--app-id", explicit=True,
+        return Target(app_id=require_guid(app_id, "--app-id"), source="--app-id", explicit=True,
                       unique_name=unique_name, url=url, redirect_uri=uri)
     states = envstate.read_providers(doc, list(cypht.PROVIDERS))
     if report_only:
@@ -51,7 +51,7 @@ def choose_target(
     else:
         named = envstate.named_client_id(states, env_path)
     if named:
-        return Target(app_id=named.lower(), source=str(env_path), unique_name=unique_name, url=url,
+        return Target(app_id=require_guid(named, f"{env_path} (*_CLIENT_ID)"), source=str(env_path), unique_name=unique_name, url=url,
                       redirect_uri=uri)
     if uri:
         return Target(unique_name=unique_name, source="--url")
@@ -60,6 +60,22 @@ def choose_target(
         hint="Give --env-file (the .env that `provision` wrote), --app-id or --url; "
              "or run `cypht-azure provision` first.",
     )
+
+
+def require_guid(value: str, source: str) -> str:
+    """An application (client) ID, lower-cased; anything else is refused before it reaches a Graph URL or
+    an OData filter."""
+    import uuid
+
+    text = value.strip()
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        text = ""
+    if len(text) != 36:
+        raise InputError(f"{value!r} from {source} is not an application (client) ID; it looks like "
+                         "00000000-0000-0000-0000-000000000000 (Entra admin center > App registrations).")
+    return text.lower()
 
 
 async def fetch_app(session: Session, target: Target, *, select: list[str] | None = None) -> dict[str, Any] | None:

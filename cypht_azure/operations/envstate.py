@@ -63,7 +63,7 @@ def read_providers(doc: envfile.EnvDocument, providers: list[str]) -> dict[str, 
 
 def named_client_id(states: dict[str, ProviderState], env_path: Path) -> str | None:
     """The one client ID the provider blocks name, or an error if they disagree."""
-    ids = {s.client_id for s in states.values() if s.client_id}
+    ids = {s.client_id.lower() for s in states.values() if s.client_id}
     if len(ids) > 1:
         detail = ", ".join(f"{s.keys.client_id}={s.client_id}" for s in states.values() if s.client_id)
         raise InputError(
@@ -77,11 +77,12 @@ def named_client_id(states: dict[str, ProviderState], env_path: Path) -> str | N
 def held_secret_ids(doc: envfile.EnvDocument, client_id: str) -> set[str]:
     """Secret IDs that any provider block of this app holds: never removed."""
     states = read_providers(doc, list(cypht.PROVIDERS)).values()
-    return {s.secret_id for s in states if s.secret_id and s.client_id == client_id}
+    return {s.secret_id for s in states if s.secret_id and (s.client_id or "").lower() == client_id.lower()}
 
 
 def blocks_using(doc: envfile.EnvDocument, client_id: str) -> list[str]:
-    return [p for p, s in read_providers(doc, list(cypht.PROVIDERS)).items() if s.client_id == client_id]
+    return [p for p, s in read_providers(doc, list(cypht.PROVIDERS)).items()
+            if (s.client_id or "").lower() == client_id.lower()]
 
 
 def secret_updates(providers: list[str], *, client_id: str, secret: Secret, key_id: str) -> dict[str, str | None]:

@@ -24,6 +24,7 @@ from cypht_azure.durations import describe
 from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError
 from cypht_azure.operations import envstate, hooks
 from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
+from cypht_azure.operations.apps import require_guid
 from cypht_azure.operations.secrets import key_id_of, new_secret_name, removable, room_for_secret
 from cypht_azure.operations.session import Session, iso, parse_time, utcnow
 from cypht_azure.operations.steps import (
@@ -346,7 +347,7 @@ def env_values(doc: envfile.EnvDocument, providers: list[str], *, client_id: str
     )
     values: dict[str, EnvValue] = {}
     for key, value in updates.items():
-        if doc.get(key) == value:
+        if same_value(key, doc.get(key), value):
             continue
         if value is not None and value in marks:
             values[key] = marks[value]
@@ -355,6 +356,13 @@ def env_values(doc: envfile.EnvDocument, providers: list[str], *, client_id: str
         else:
             values[key] = value
     return values
+
+
+def same_value(key: str, have: str | None, want: str | None) -> bool:
+    """Whether `.env` already holds `want` for `key`; client IDs (GUIDs) compare case-insensitively."""
+    if key.endswith("_CLIENT_ID") and have is not None and want is not None:
+        return have.lower() == want.lower()
+    return have == want
 
 
 def _require_ours(app: dict[str, Any], request: ProvisionRequest, named: str | None) -> None:
@@ -403,7 +411,8 @@ async def read_registration(session: Session, request: ProvisionRequest, doc: en
     """The registration provision is about (--app-id, else the client ID `.env` names, else the URL's),
     and whether it has its service principal. With a client ID known, both are read at once."""
     named = envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
-    target = request.app_id or named
+    target = require_guid(request.app_id or named or "", "--app-id" if request.app_id else str(request.env_file)) \
+        if (request.app_id or named) else None
     graph = session.graph
     if not target:
         found = await graph.get_application(unique_name=prepare(request).unique_name)

@@ -23,10 +23,11 @@ from typing import Any
 
 from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe, time_left
-from cypht_azure.errors import DeployHookFailed
+from cypht_azure.errors import DeployHookFailed, InputError
 from cypht_azure.operations import envstate, hooks
 from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
+from cypht_azure.operations.provision import same_value
 from cypht_azure.operations.secrets import (
     key_id_of,
     made_for,
@@ -61,6 +62,7 @@ class RotateRequest:
     url: str | None = None
     if_expiring_within: dt.timedelta | None = None
     keep_previous: bool = False
+    switch_app: bool = False  # --switch-app: --app-id may name another app than .env does
     secret_lifetime: dt.timedelta = dt.timedelta(days=365)
     dry_run: bool = False
     verify_timeout: float = 120.0
@@ -136,6 +138,23 @@ def current_state(doc: envfile.EnvDocument, app: dict[str, Any]) -> Current:
     return Current(providers, held, key_id, end, bool(held) and current is None, start)
 
 
+def check_switch(request: RotateRequest, doc: envfile.EnvDocument) -> str | None:
+    """The client ID `.env` names when --app-id names another one (then --switch-app is required)."""
+    if not request.app_id:
+        return None
+    named = envstate.named_client_id(envstate.read_providers(doc, list(cypht.PROVIDERS)), request.env_file)
+    if not named or named.lower() == request.app_id.strip().lower():
+        return None
+    if not request.switch_app:
+        raise InputError(
+            f"{request.env_file} names client ID {named}, but --app-id names {request.app_id}: rotating would "
+            f"switch .env to another app registration.",
+            hint=f"To switch .env to {request.app_id}, add --switch-app (see the plan with --dry-run first). "
+                 f"To rotate the secret of {named}, leave out --app-id.",
+        )
+    return named
+
+
 def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str, Any], now: dt.datetime, *,
                 endpoints: cypht.SignInEndpoints | None = None) -> Plan:
     """The steps of one rotation (or of the cleanup when --if-expiring-within finds it not due). Pure."""
@@ -161,7 +180,7 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
     values.update({k: v for k, v in request.record.items() if doc.get(k) != v})
     if request.deploy_hooks:
         values[envstate.DEPLOY_PENDING] = Fill.SECRET_ID  # cleared once the hooks succeed
-    steps.append(WriteEnv(str(env_path), values, commit=True))
+    steps.append(WriteEnv(str(env_path), values, switch_from=check_switch(request, doc), commit=True))
     superseded = [key_id_of(c) for c in removable(credentials, env_path, keep=set()) if key_id_of(c) not in room]
     if request.deploy_hooks:
         old = () if request.keep_previous else tuple(superseded)
@@ -226,7 +245,8 @@ def rotation_values(doc: envfile.EnvDocument, app: dict[str, Any], providers: li
         complete = envstate.updates_for(doc, providers, client_id=client_id, secret=Secret(""), key_id="",
                                         redirect_uri=uris[0], endpoints=endpoints)
         values.update({k: v for k, v in complete.items() if doc.get(k) is None and k not in values})
-    return {k: v for k, v in values.items() if isinstance(v, Fill) or doc.get(k) != v}
+    return {k: v for k, v in values.items()
+            if isinstance(v, Fill) or not same_value(k, doc.get(k), v if isinstance(v, str) else None)}
 
 
 async def rotate(session: Session, request: RotateRequest, target: Target, doc: envfile.EnvDocument,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cypht_azure import envfile
+from cypht_azure.errors import OperationFailed
 from cypht_azure.operations import envstate
 from cypht_azure.operations.apps import choose_target
 from cypht_azure.operations.checkpoints import checkpoint
@@ -26,7 +27,7 @@ from cypht_azure.operations.deprovision import (
     restore,
 )
 from cypht_azure.operations.provision import ProvisionRequest, ProvisionResult, prepare, provision
-from cypht_azure.operations.rotate import RotateRequest, RotateResult, rotate
+from cypht_azure.operations.rotate import RotateRequest, RotateResult, check_switch, rotate
 from cypht_azure.operations.session import Connection, Progress, Session, open_session
 from cypht_azure.operations.status import StatusAllResult, StatusRequest, StatusResult, status, status_all
 from cypht_azure.operations.steps import StepRecord
@@ -34,22 +35,42 @@ from cypht_azure.operations.steps import StepRecord
 T = TypeVar("T")
 MakeConnection = Callable[[], Connection]
 OnRecord = Callable[[StepRecord], None]
-# The longest run holding the lock: sign-in, Graph retries and the 120 s wait for a new secret.
-LOCK_WAIT = 300.0
+
+
+def lock_wait(verify_timeout: float = 120.0) -> float:
+    """How long to wait for another run's lock: longer than the longest run holds it (sign-in and
+    Graph calls with their retries, plus the wait for a new secret)."""
+    return max(verify_timeout, 120.0) + 180.0
 
 
 @contextmanager
-def env_read(path: Path, *, writes: bool, providers: list[str] | None = None) -> Iterator[envfile.EnvDocument]:
+def env_read(path: Path, *, writes: bool, providers: list[str] | None = None,
+             wait: float | None = None) -> Iterator[envfile.EnvDocument]:
     """The `.env` document, read under the lock when the command may write it."""
     with envstate.opened(path) as target:  # resolved once: every later step goes through its folder
         if not writes:
             yield target.read()  # refuses a file Cypht's loader could not parse, with the line number
             return
-        with target.locked(LOCK_WAIT):  # first repairs what an interrupted run left (a bind-mounted file's backup)
+        with _lock(target, path, wait or lock_wait()):  # first repairs what an interrupted run left
             doc = target.read()  # the document every decision is made from
             envstate.preflight(target, doc, providers)
             checkpoint("env-locked")
             yield doc
+
+
+@contextmanager
+def _lock(target: Any, path: Path, wait: float) -> Iterator[None]:
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(target.locked(wait))
+        except envfile.EnvFileError as exc:
+            if "another cypht-azure run" not in exc.message:
+                raise
+            # Losing the race is not bad input: another run is working on it (exit 1, nothing changed).
+            raise OperationFailed(f"{path}: another cypht-azure run has held its lock for more than {wait:.0f} s; "
+                                  "nothing was changed.", hint="Wait for the other run to finish, then run again.",
+                                  ) from None
+        yield
 
 
 def signed_in(make_connection: MakeConnection, progress: Progress,
@@ -67,7 +88,8 @@ def signed_in(make_connection: MakeConnection, progress: Progress,
 def run_provision(request: ProvisionRequest, make_connection: MakeConnection, progress: Progress,
                   on_record: OnRecord) -> ProvisionResult:
     prepare(request)  # every input checked before anything else happens
-    with env_read(request.env_file, writes=not request.dry_run, providers=request.providers) as doc:
+    with env_read(request.env_file, writes=not request.dry_run, providers=request.providers,
+                  wait=lock_wait(request.verify_timeout)) as doc:
         # Provider blocks naming different apps: refused before signing in.
         envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
         return signed_in(make_connection, progress, lambda s: provision(s, request, doc, on_record))
@@ -75,8 +97,9 @@ def run_provision(request: ProvisionRequest, make_connection: MakeConnection, pr
 
 def run_rotate(request: RotateRequest, make_connection: MakeConnection, progress: Progress,
                on_record: OnRecord) -> RotateResult:
-    with env_read(request.env_file, writes=not request.dry_run) as doc:
+    with env_read(request.env_file, writes=not request.dry_run, wait=lock_wait(request.verify_timeout)) as doc:
         target = choose_target(doc, request.env_file, app_id=request.app_id, url=request.url)
+        check_switch(request, doc)  # --app-id naming another app than .env: refused before signing in
         return signed_in(make_connection, progress, lambda s: rotate(s, request, target, doc, on_record))
 
 

@@ -94,7 +94,7 @@ def declared_blocks(doc: envfile.EnvDocument) -> set[str]:
 
 def env_findings(providers: list[ProviderInfo], env_path: Path, declared: set[str]) -> list[Finding]:
     found: list[Finding] = []
-    ids = {p.client_id for p in providers if p.client_id}
+    ids = {p.client_id.lower() for p in providers if p.client_id}
     if len(ids) > 1:
         found.append(findings.providers_differ(
             f"{p.provider.upper()}_CLIENT_ID={p.client_id}" for p in providers if p.client_id))
@@ -155,7 +155,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
     }
     holders: dict[str, list[str]] = {}
     for p in providers:
-        if p.client_id == client_id and p.secret_id:
+        if (p.client_id or "").lower() == client_id.lower() and p.secret_id:
             holders.setdefault(p.secret_id, []).append(p.provider)
     for cred in sorted(app.get("passwordCredentials") or [], key=lambda c: str(c.get("endDateTime") or "")):
         end = parse_time(cred.get("endDateTime"))
@@ -166,7 +166,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
         ))
 
     for p in providers:
-        if not p.client_id or p.client_id != client_id:
+        if not p.client_id or p.client_id.lower() != client_id.lower():
             continue
         keys = cypht.provider_keys(p.provider)
         if p.client_uri and p.client_uri not in uris:
@@ -190,7 +190,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
 
     if req.verify_secret:
         secret_state = next((s for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values()
-                             if s.client_id == client_id and s.secret), None)
+                             if (s.client_id or "").lower() == client_id.lower() and s.secret), None)
         if secret_state is not None and secret_state.secret is not None:
             ok, why = await verify_secret(session, client_id, secret_state.secret, timeout=0)
             result.secret_verified = ok
