@@ -41,6 +41,8 @@ CATALOGUE: dict[str, Definition] = {
     "redirect-mismatch": Definition("error", (STATUS, DOCTOR), "*_CLIENT_URI is not a registered web redirect URI."),
     "redirect-query-personal": Definition("error", (STATUS,), "A redirect URI has a query string with a personal audience."),
     "secret-not-in-app": Definition("error", (STATUS,), "The secret .env holds is no longer on the registration."),
+    "env-copied": Definition("warning", (STATUS,), "Another .env with the same installation ID (a copy) has secrets "
+                             "on the registration."),
     "secret-expired": Definition("error", (STATUS, DOCTOR), "The secret has expired."),
     "secret-expiring": Definition("warning", (STATUS, DOCTOR), "The secret expires within the warning window."),
     "secret-rejected": Definition("error", (STATUS, DOCTOR), "The token endpoint refused the secret."),
@@ -214,6 +216,14 @@ def scope_unverified(key: str, uri: str) -> Finding:
 def secret_not_in_app(key: str, secret_id: str) -> Finding:
     return _make("secret-not-in-app", f"The client secret in {key} ({secret_id}) no longer exists on the app: "
                  "sign-in fails with AADSTS7000215.", ROTATE)
+
+
+def env_copied(installation: str, key_ids: list[str]) -> Finding:
+    return _make("env-copied",
+                 f"Secret(s) {', '.join(key_ids)} were made by another .env with this file's installation ID "
+                 f"({installation}): a copy of this .env. cypht-azure leaves them alone.",
+                 "Give the copy its own ID: remove CYPHT_AZURE_INSTALLATION_ID from it, then run "
+                 "`cypht-azure rotate-secret` with that file.")
 
 
 def secret_expired(key_id: str, end: object) -> Finding:

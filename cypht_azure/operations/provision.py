@@ -25,7 +25,14 @@ from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError
 from cypht_azure.operations import envstate, hooks
 from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.apps import require_guid
-from cypht_azure.operations.secrets import key_id_of, new_secret_name, removable, room_for_secret
+from cypht_azure.operations.secrets import (
+    INSTALLATION_KEY,
+    Owners,
+    key_id_of,
+    new_secret_name,
+    owners_for,
+    room_for_secret,
+)
 from cypht_azure.operations.session import Session, iso, parse_time, utcnow
 from cypht_azure.operations.steps import (
     AddSecret,
@@ -295,7 +302,9 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
     if app is None or not has_service_principal:
         steps.append(CreateServicePrincipal(client_id))
     held = held_secret(doc, request.providers, app, now)
-    held_ids = envstate.held_secret_ids(doc, client_id) if isinstance(client_id, str) else set()
+    owners = owners_for(doc, env_path, client_id if isinstance(client_id, str) else "")
+    held_ids = set(owners.held)
+    credentials = list((app or {}).get("passwordCredentials") or [])
     room: list[str] = []
     secret: Secret | Fill = Fill.SECRET
     key_id: str | Fill = Fill.SECRET_ID
@@ -303,10 +312,11 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
         secret, key_id = held.secret, held.key_id
         notes.append(f"Keep the client secret {held.key_id} that {env_path} holds (expires {held.expires}).")
     else:
-        room = room_for_secret(app, env_path, keep=held_ids) if app is not None else []
+        room = room_for_secret(app, owners, keep=held_ids) if app is not None else []
         steps += [RemoveSecret(k, "unused by this .env; makes room under Entra's 2-secret limit") for k in room]
-        steps.append(AddSecret(new_secret_name(now, env_path), iso(now + request.secret_lifetime),
-                               request.secret_lifetime))
+        steps.append(AddSecret(new_secret_name(now, env_path, installation=owners.installation,
+                                               after=min(held_ids, default=None)),
+                               iso(now + request.secret_lifetime), request.secret_lifetime))
     values = env_values(doc, request.providers, client_id=client_id, secret=secret, key_id=key_id,
                         redirect_uri=desired.primary_uri, endpoints=endpoints)
     values.update({k: v for k, v in request.record.items() if doc.get(k) != v})
@@ -320,6 +330,8 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
         run_hooks = RunDeployHooks(request.deploy_hooks, request.hooks_timeout, key_id=held.key_id,
                                    expires=held.expires, retry=True)
     if values:
+        values.update(installation_value(doc, owners))
+    if values:
         switch = named if named and isinstance(client_id, str) and named.lower() != client_id.lower() else None
         steps.append(WriteEnv(str(env_path), values, switch_from=switch, commit=True))
     if run_hooks is not None:
@@ -327,8 +339,8 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
     if app is not None:
         keep = held_ids | ({held.key_id} if held else set())
         steps += [RemoveSecret(key_id_of(c), "made for this .env by an interrupted run; held by nothing")
-                  for c in removable(list(app.get("passwordCredentials") or []), env_path, keep=keep)
-                  if key_id_of(c) not in room]
+                  for c in owners.removable(credentials, keep=keep) if key_id_of(c) not in room]
+        notes += copy_notes(owners, credentials)
     if held is None and request.verify:
         steps.append(VerifySecret(request.verify_timeout))
     return Plan("provision", tuple(steps), tuple(notes))
@@ -356,6 +368,20 @@ def env_values(doc: envfile.EnvDocument, providers: list[str], *, client_id: str
         else:
             values[key] = value
     return values
+
+
+def installation_value(doc: envfile.EnvDocument, owners: Owners) -> dict[str, EnvValue]:
+    """The installation ID, recorded with the first write that lacks it (a key Cypht ignores)."""
+    return {} if doc.get(INSTALLATION_KEY) == owners.installation else {INSTALLATION_KEY: owners.installation}
+
+
+def copy_notes(owners: Owners, credentials: list[dict[str, Any]]) -> list[str]:
+    copies = [key_id_of(c) for c in owners.copies(credentials)]
+    if not copies:
+        return []
+    return [f"Leave alone {', '.join(copies)}: made by another .env with this installation ID "
+            f"({owners.installation}), a copy of this file. Two files with one ID are not told apart; give the "
+            f"copy its own ID: remove {INSTALLATION_KEY} from it and run rotate-secret there."]
 
 
 def same_value(key: str, have: str | None, want: str | None) -> bool:

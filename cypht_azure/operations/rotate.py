@@ -27,12 +27,14 @@ from cypht_azure.errors import DeployHookFailed, InputError
 from cypht_azure.operations import envstate, hooks
 from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
-from cypht_azure.operations.provision import same_value
+from cypht_azure.operations.provision import copy_notes, installation_value, same_value
 from cypht_azure.operations.secrets import (
+    Owners,
+    is_tool_secret,
     key_id_of,
-    made_for,
     new_secret_name,
-    removable,
+    oldest_first,
+    owners_for,
     room_for_secret,
     when_due,
 )
@@ -161,27 +163,30 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
     env_path = request.env_file
     credentials = list(app.get("passwordCredentials") or [])
     cur = current_state(doc, app)
-    notes: list[str] = []
+    owners = owners_for(doc, env_path, str(app["appId"]))
+    notes: list[str] = copy_notes(owners, credentials)
     pending = (doc.get(envstate.DEPLOY_PENDING) or "").lower()
     if pending and pending in cur.held:
-        return plan_hooks_retry(request, credentials, cur, pending)
+        return plan_hooks_retry(request, credentials, cur, pending, owners)
     if due(request, cur, now) is not None:
         # Not due; but a run that died between "add" and "write" left a secret nobody holds: clean it now.
-        orphans = removable(credentials, env_path, keep=cur.held)
+        orphans = owners.removable(credentials, keep=cur.held)
         return Plan("rotate-secret", tuple(
-            RemoveSecret(key_id_of(c), "made for this .env by an interrupted run; held by nothing") for c in orphans))
+            RemoveSecret(key_id_of(c), "made for this .env by an interrupted run; held by nothing") for c in orphans),
+            tuple(notes))
     if cur.gone:
         notes.append(f"The secret ID in {env_path} ({cur.key_id}) is not on the app any more; replacing it.")
-    room = room_for_secret(app, env_path, keep=cur.held)
+    room = room_for_secret(app, owners, keep=cur.held)
     steps: list[Step] = [RemoveSecret(k, "unused by this .env; makes room under Entra's 2-secret limit") for k in room]
-    steps.append(AddSecret(new_secret_name(now, env_path), iso(now + request.secret_lifetime), request.secret_lifetime))
+    steps.append(AddSecret(new_secret_name(now, env_path, installation=owners.installation, after=cur.key_id),
+                           iso(now + request.secret_lifetime), request.secret_lifetime))
     steps.append(VerifySecret(request.verify_timeout))
-    values = rotation_values(doc, app, cur.providers, endpoints)
+    values = rotation_values(doc, app, cur.providers, endpoints) | installation_value(doc, owners)
     values.update({k: v for k, v in request.record.items() if doc.get(k) != v})
     if request.deploy_hooks:
         values[envstate.DEPLOY_PENDING] = Fill.SECRET_ID  # cleared once the hooks succeed
     steps.append(WriteEnv(str(env_path), values, switch_from=check_switch(request, doc), commit=True))
-    superseded = [key_id_of(c) for c in removable(credentials, env_path, keep=set()) if key_id_of(c) not in room]
+    superseded = [k for k in superseded_by_rotation(owners, credentials) if k not in room]
     if request.deploy_hooks:
         old = () if request.keep_previous else tuple(superseded)
         steps.append(RunDeployHooks(request.deploy_hooks, request.hooks_timeout, old))
@@ -190,18 +195,30 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
             notes.append(f"Keep the previous secret(s) {', '.join(superseded)} (--keep-previous).")
     else:
         steps += [RemoveSecret(k, "superseded: .env no longer holds it") for k in superseded]
-    foreign = [key_id_of(c) for c in credentials if not made_for(c, env_path)]
+    foreign = foreign_ids(owners, credentials)
     if foreign:
         notes.append(f"Leave alone {len(foreign)} secret(s) that cypht-azure did not create for this .env: "
                      f"{', '.join(foreign)}.")
     return Plan("rotate-secret", tuple(steps), tuple(notes))
 
 
-def plan_hooks_retry(request: RotateRequest, credentials: list[dict[str, Any]], cur: Current, pending: str) -> Plan:
+def superseded_by_rotation(owners: Owners, credentials: list[dict[str, Any]]) -> list[str]:
+    """What a rotation removes once `.env` holds the new secret: the tool's secrets `.env` held before
+    (whatever host or path they were made on), and those its own interrupted runs left, oldest first."""
+    return [key_id_of(c) for c in oldest_first(credentials)
+            if (key_id_of(c) in owners.held and is_tool_secret(c)) or c in owners.removable(credentials, keep=set())]
+
+
+def foreign_ids(owners: Owners, credentials: list[dict[str, Any]]) -> list[str]:
+    return [key_id_of(c) for c in credentials if not owners.mine(c) and key_id_of(c) not in owners.held]
+
+
+def plan_hooks_retry(request: RotateRequest, credentials: list[dict[str, Any]], cur: Current, pending: str,
+                     owners: Owners) -> Plan:
     """An earlier run wrote the secret `.env` holds, but its deploy hooks did not succeed: run them again,
     and only then remove what that secret superseded."""
     by_id = {key_id_of(c): c for c in credentials}
-    superseded = tuple(key_id_of(c) for c in removable(credentials, request.env_file, keep=cur.held))
+    superseded = tuple(key_id_of(c) for c in owners.removable(credentials, keep=cur.held))
     keep = request.keep_previous
     steps: list[Step] = [RunDeployHooks(request.deploy_hooks, request.hooks_timeout, () if keep else superseded,
                                         key_id=pending, expires=str(by_id[pending].get("endDateTime") or ""),
@@ -272,13 +289,14 @@ async def rotate(session: Session, request: RotateRequest, target: Target, doc: 
             hook_error = exc.message
     credentials = list(app.get("passwordCredentials") or [])
     write = plan.of(WriteEnv)
-    superseded = [key_id_of(c) for c in removable(credentials, request.env_file, keep=set())]
+    owners = owners_for(doc, request.env_file, str(app["appId"]))
+    superseded = superseded_by_rotation(owners, credentials)
     return RotateResult(
         client_id=str(app["appId"]), object_id=str(app["id"]), tenant_id=session.tenant_id,
         env_file=str(request.env_file), new_key_id=applied.key_id, expires=applied.expires,
         previous_key_id=cur.key_id, previous_expires=iso(cur.end) if cur.end else None,
         removed_key_ids=applied.removed, kept_key_ids=superseded if request.keep_previous and write else [],
-        foreign_key_ids=[key_id_of(c) for c in credentials if not made_for(c, request.env_file)],
+        foreign_key_ids=foreign_ids(owners, credentials),
         providers=cur.providers,
         keys_written=applied.keys_written if not request.dry_run else list(write[0].keys) if write else [],
         skipped={"reason": reason} if not plan.of(RunDeployHooks) and (reason := due(request, cur, now)) else None,

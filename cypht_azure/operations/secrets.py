@@ -1,15 +1,25 @@
 """Which client secrets are the tool's (and for which `.env`), and freeing a slot under Entra's 2-secret limit.
 
-A secret's display name records who made it: `cypht-azure 2026-11-28 mail1:3fa9c2d1`, where the
-last part names the `.env` it was written to (host name and a hash of the file's real path).
-Cleanup only ever removes secrets made for the same `.env`: two Cypht servers sharing one app
-registration, each with its own `.env`, never remove each other's live secret.
+A `.env` carries an installation ID (`CYPHT_AZURE_INSTALLATION_ID`, a key Cypht ignores), recorded the
+first time the tool writes it, so it survives a host rename, a container and `mv` of Cypht's folder.
+A secret's display name records who made it and from what: `cypht-azure 2026-11-28 id:3fa9c2d1e0b4a7c6
+after:9e9e9e9e`, the installation ID and the first 8 characters of the secret ID that `.env` held when
+this one was made (`-` for none). Older names end in `mail1:3fa9c2d1` (host name and a hash of the
+file's path) and are still recognised by that.
+
+What a `.env` may remove (`Owners.removable`): the secrets it holds when it rotates them, and those of
+its installation that it does not hold but that an interrupted run of its own left: made while it held a
+secret still on the app, or the predecessor of a secret it holds. Another secret of its installation was
+made by another file with the same ID, a copy of this `.env`: that is reported (`Owners.copies`), never
+fought over. Two Cypht servers sharing one registration, each with its own `.env`, never remove each
+other's live secret.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +41,81 @@ def env_tag(env_path: Path) -> str:
     return f"{host}:{digest}"
 
 
-def new_secret_name(now: dt.datetime, env_path: Path) -> str:
-    return f"{cypht.SECRET_NAME_PREFIX} {now:%Y-%m-%d} {env_tag(env_path)}"
+INSTALLATION_KEY = "CYPHT_AZURE_INSTALLATION_ID"
+_INSTALLATION = re.compile(r"[0-9a-f]{16}")
+_MARK = re.compile(r" id:([0-9a-f]{16}) after:([0-9a-f]{8}|-)$")
+
+
+def derived_installation_id(env_path: Path) -> str:
+    """The ID a `.env` gets when it has none yet: from the host and the file's path at that moment, so
+    that a run killed before writing it finds the same ID again; once recorded it is only read."""
+    real = envstate.real_path(env_path)
+    return hashlib.sha256(f"installation:{socket.gethostname()}:{real}".encode()).hexdigest()[:16]
+
+
+def recorded_installation_id(value: str | None) -> str | None:
+    text = (value or "").strip().lower()
+    return text if _INSTALLATION.fullmatch(text) else None
+
+
+def new_secret_name(now: dt.datetime, env_path: Path, *, installation: str | None = None,
+                    after: str | None = None) -> str:
+    iid = installation or derived_installation_id(env_path)
+    return f"{cypht.SECRET_NAME_PREFIX} {now:%Y-%m-%d} id:{iid} after:{(after or '-')[:8]}"
+
+
+def mark_of(credential: dict[str, Any]) -> tuple[str, str] | None:
+    """(installation ID, the held secret's ID prefix when it was made) from a secret's name."""
+    found = _MARK.search(str(credential.get("displayName") or ""))
+    return (found.group(1), found.group(2)) if found and is_tool_secret(credential) else None
+
+
+@dataclass(frozen=True)
+class Owners:
+    """Whose each of an app's secrets is, seen from one `.env`."""
+
+    installation: str
+    env_path: Path
+    held: frozenset[str]  # secret IDs this .env holds for the app
+
+    def mine(self, credential: dict[str, Any]) -> bool:
+        mark = mark_of(credential)
+        if mark is not None:
+            return mark[0] == self.installation
+        return made_for(credential, self.env_path)  # an older name: host and path
+
+    def removable(self, credentials: list[dict[str, Any]], *, keep: set[str]) -> list[dict[str, Any]]:
+        """Secrets of this `.env` that it does not hold and that its own interrupted runs left, oldest first."""
+        on_app = {key_id_of(c) for c in credentials}
+        held_on_app = [k for k in self.held if k in on_app]
+        successors = {m[1] for c in credentials if key_id_of(c) in self.held and (m := mark_of(c))}
+        found = []
+        for c in oldest_first(credentials):
+            key = key_id_of(c)
+            if key in keep or key in self.held or not self.mine(c):
+                continue
+            mark = mark_of(c)
+            if (mark is None or mark[1] == "-" or key[:8] in successors
+                    or any(k.startswith(mark[1]) for k in held_on_app)):
+                found.append(c)
+        return found
+
+    def copies(self, credentials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Secrets of this installation that another file with the same ID (a copy of this .env) made."""
+        mine = self.removable(credentials, keep=set())
+        return [c for c in credentials if self.mine(c) and key_id_of(c) not in self.held and c not in mine]
+
+    def label(self, credential: dict[str, Any], credentials: list[dict[str, Any]]) -> str:
+        if not self.mine(credential):
+            return "cypht-azure (another .env)" if is_tool_secret(credential) else "someone else"
+        if credential in self.copies(credentials):
+            return "cypht-azure (a copy of this .env: same installation ID)"
+        return "cypht-azure (this .env)"
+
+
+def owners_for(doc: Any, env_path: Path, client_id: str) -> Owners:
+    iid = recorded_installation_id(doc.get(INSTALLATION_KEY)) or derived_installation_id(env_path)
+    return Owners(iid, env_path, frozenset(envstate.held_secret_ids(doc, client_id)))
 
 
 def is_tool_secret(credential: dict[str, Any]) -> bool:
@@ -62,18 +145,13 @@ def oldest_first(credentials: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(credentials, key=lambda c: parse_time(c.get("endDateTime")) or epoch)
 
 
-def removable(credentials: list[dict[str, Any]], env_path: Path, *, keep: set[str]) -> list[dict[str, Any]]:
-    """Secrets made for this `.env` that it no longer holds: safe to remove, oldest first."""
-    return [c for c in oldest_first(credentials) if made_for(c, env_path) and key_id_of(c) not in keep]
-
-
-def room_for_secret(app: dict[str, Any], env_path: Path, *, keep: set[str]) -> list[str]:
+def room_for_secret(app: dict[str, Any], owners: Owners, *, keep: set[str]) -> list[str]:
     """The secrets to remove before adding one: on personal-account apps at Entra's limit, this
     `.env`'s unused secrets, oldest first (never one it holds). Refuses when that is not enough."""
     credentials = list(app.get("passwordCredentials") or [])
     if not cypht.includes_personal(str(app.get("signInAudience"))) or len(credentials) < PERSONAL_SECRET_LIMIT:
         return []
-    candidates = removable(credentials, env_path, keep=keep)
+    candidates = owners.removable(credentials, keep=keep)
     removed: list[str] = []
     while len(credentials) - len(removed) >= PERSONAL_SECRET_LIMIT and candidates:
         removed.append(key_id_of(candidates.pop(0)))

@@ -15,7 +15,7 @@ from cypht_azure import cypht, envfile
 from cypht_azure.operations import envstate, findings
 from cypht_azure.operations.apps import Target, fetch_app, find_deleted
 from cypht_azure.operations.findings import Finding
-from cypht_azure.operations.secrets import key_id_of, owner_label
+from cypht_azure.operations.secrets import key_id_of, owners_for
 from cypht_azure.operations.session import Session, parse_time, utcnow, verify_secret
 
 DEFAULT_WARN_WITHIN = dt.timedelta(days=30)
@@ -157,11 +157,15 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
     for p in providers:
         if (p.client_id or "").lower() == client_id.lower() and p.secret_id:
             holders.setdefault(p.secret_id, []).append(p.provider)
-    for cred in sorted(app.get("passwordCredentials") or [], key=lambda c: str(c.get("endDateTime") or "")):
+    credentials = list(app.get("passwordCredentials") or [])
+    owners = owners_for(doc, env_path, client_id)
+    if copies := [key_id_of(c) for c in owners.copies(credentials)]:
+        found.append(findings.env_copied(owners.installation, copies))
+    for cred in sorted(credentials, key=lambda c: str(c.get("endDateTime") or "")):
         end = parse_time(cred.get("endDateTime"))
         key = key_id_of(cred)
         result.secrets.append(SecretInfo(
-            key, cred.get("displayName"), owner_label(cred, env_path), cred.get("hint"),
+            key, cred.get("displayName"), owners.label(cred, credentials), cred.get("hint"),
             cred.get("startDateTime"), cred.get("endDateTime"), _days_left(end, now), holders.get(key, []),
         ))
 

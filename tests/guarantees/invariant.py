@@ -22,14 +22,14 @@ from typing import Any
 
 from cypht_azure import cypht, envdisk, envfile
 from cypht_azure.operations import envstate, settings
-from cypht_azure.operations.secrets import made_for
+from cypht_azure.operations.secrets import owners_for
 from tests.guarantees.harness import JWT_SHAPE, SECRET_SHAPE
 from tests.tool.php import load_with_symfony
 
 PROVIDER_KEYS = {p: cypht.provider_keys(p) for p in cypht.PROVIDERS}
 # The provider blocks' keys, the settings recorded for later runs, and the pending-deploy-hooks mark.
 OWNED = {k for keys in PROVIDER_KEYS.values() for k in keys.all()} | set(settings.KEYS.values()) | {
-    envstate.DEPLOY_PENDING}
+    envstate.DEPLOY_PENDING, "CYPHT_AZURE_INSTALLATION_ID"}
 CORE = {p: (k.client_id, k.client_secret, k.secret_id, k.client_uri) for p, k in PROVIDER_KEYS.items()}
 
 
@@ -214,8 +214,10 @@ def check(
                 if doc.get(CORE[p][2]):
                     held.add(str(doc.get(CORE[p][2])).lower())
         for app in apps.values():
-            for cred in app.get("passwordCredentials") or []:
-                if made_for(cred, env_file) and str(cred["keyId"]).lower() not in held:
+            credentials = list(app.get("passwordCredentials") or [])
+            owners = owners_for(doc if doc is not None else envfile.parse(""), env_file, str(app["appId"]))
+            for cred in owners.removable(credentials, keep=held):
+                if str(cred["keyId"]).lower() not in held:
                     problems.append(f"orphaned secret {cred['keyId']} ({cred.get('displayName')}) on {app['appId']}")
         ours = [a for a in apps.values() if "cypht-azure" in (a.get("tags") or [])
                 and a.get("uniqueName") and a.get("uniqueName") == _unique_name(doc)]

@@ -287,3 +287,63 @@ def test_8_env_file_error_after_graph_changed_says_what_changed(cli: Cli, emulat
     assert "Undone: Add a client secret" in message and ".env was not changed" in message, message
     assert key_ids(emulator, app["client_id"]) == {app["secret_key_id"]}
     assert len(cypht_apps(emulator)) == 1
+
+
+# ---- 5: secret ownership that survives host renames and moves; copies reported ------------------------
+
+
+def _in_host(cli_env: dict[str, str], host: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The CLI in a UTS namespace of its own whose host name is `host` (as after a rename, or in a container)."""
+    return subprocess.run(["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', host,
+                           sys.executable, "-m", "cypht_azure", *args],
+                          env=cli_env, cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_5_rotation_after_a_host_rename_removes_the_secret_env_held(cli_env: dict[str, str], emulator: Any,
+                                                                    env_file: Path, tmp_path: Path) -> None:
+    import json
+
+    env_file.parent.mkdir()
+    made = _in_host(cli_env, "mail-old", "provision", "--url", URL, "--env-file", str(env_file), "--json",
+                    cwd=tmp_path)
+    assert made.returncode == 0, made
+    app = json.loads(made.stdout)
+    assert read_env(env_file)["CYPHT_AZURE_INSTALLATION_ID"]
+    rotated = _in_host(cli_env, "mail-new", "rotate-secret", "--env-file", str(env_file), "--json", cwd=tmp_path)
+    assert rotated.returncode == 0, rotated
+    out = json.loads(rotated.stdout)
+    assert out["removed_key_ids"] == [app["secret_key_id"]]
+    assert key_ids(emulator, app["client_id"]) == {out["new_key_id"]}
+    status = _in_host(cli_env, "mail-newer", "status", "--env-file", str(env_file), "--json", cwd=tmp_path)
+    assert status.returncode == 0, status
+    assert [s["created_by"] for s in json.loads(status.stdout)["secrets"]] == ["cypht-azure (this .env)"]
+
+
+def test_5_rotation_after_the_folder_moved_removes_the_secret_env_held(cli: Cli, emulator: Any, env_file: Path,
+                                                                       tmp_path: Path) -> None:
+    app = provisioned(cli, env_file)
+    moved = tmp_path / "moved"
+    env_file.parent.rename(moved)
+    r = cli("rotate-secret", "--env-file", str(moved / ".env"), "--json")
+    assert r.returncode == 0, r
+    assert r.json["removed_key_ids"] == [app["secret_key_id"]]
+    assert key_ids(emulator, app["client_id"]) == {r.json["new_key_id"]}
+
+
+def test_5_a_copied_env_is_reported_not_fought_over(cli: Cli, emulator: Any, env_file: Path, tmp_path: Path) -> None:
+    import shutil
+
+    app = provisioned(cli, env_file)
+    copy = tmp_path / "copy" / ".env"
+    copy.parent.mkdir()
+    shutil.copy2(env_file, copy)
+    first = cli("rotate-secret", "--env-file", str(env_file), "--json")
+    assert first.returncode == 0, first
+    mine = first.json["new_key_id"]
+    second = cli("rotate-secret", "--env-file", str(copy), "--json")
+    assert second.returncode == 0, second
+    assert any("a copy of this file" in a and mine in a for a in second.json["actions"]), second.json["actions"]
+    assert mine not in second.json["removed_key_ids"]
+    assert key_ids(emulator, app["client_id"]) == {mine, second.json["new_key_id"]}
+    status = cli("status", "--env-file", str(env_file), "--json")
+    assert "env-copied" in {f["code"] for f in status.json["findings"]}, status

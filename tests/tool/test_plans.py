@@ -183,7 +183,8 @@ def test_plan_rotate_in_detail() -> None:
     plan = plan_rotate(RotateRequest(env_file=ENV), envfile.parse(env_text()), app(secret(HELD)), NOW)
     _, _, write, remove = plan.steps
     assert isinstance(write, WriteEnv) and write.keys == (
-        "OUTLOOK_CLIENT_SECRET", "OUTLOOK_CLIENT_SECRET_ID", "OFFICE365_CLIENT_SECRET", "OFFICE365_CLIENT_SECRET_ID")
+        "OUTLOOK_CLIENT_SECRET", "OUTLOOK_CLIENT_SECRET_ID", "OFFICE365_CLIENT_SECRET", "OFFICE365_CLIENT_SECRET_ID",
+        "CYPHT_AZURE_INSTALLATION_ID")  # recorded with the first write that lacks it
     assert isinstance(remove, RemoveSecret) and remove.key_id == HELD and "superseded" in remove.reason
     # No secret in a plan: the JSON of every step is safe to print.
     assert "8Q~" not in json.dumps([s.to_json() for s in plan.steps])
@@ -204,3 +205,53 @@ def test_plan_deprovision(request_kw: dict[str, Any], already: bool, steps: list
     write = plan.of(WriteEnv)[0]
     assert all(v is None for v in write.values.values()) and "OUTLOOK_AUTH_URI" not in write.values
     assert isinstance(plan.steps[0], (DeleteRegistration, DeleteServicePrincipal))
+
+
+
+# ---- who owns a secret (issue 11, defect 5) ------------------------------------------------------------
+
+
+def named(key: str, installation: str, after: str = "-", days: int = 200) -> dict[str, Any]:
+    return {"keyId": key, "endDateTime": (NOW + dt.timedelta(days=days)).isoformat(),
+            "displayName": new_secret_name(NOW, ENV, installation=installation, after=after)}
+
+
+IID = "0123456789abcdef"
+
+
+def with_id(text: str) -> str:
+    return text + f"CYPHT_AZURE_INSTALLATION_ID={IID}\n"
+
+
+def test_held_secret_made_on_another_host_is_superseded_by_a_rotation() -> None:
+    legacy = {"keyId": HELD, "displayName": "cypht-azure 2026-01-01 oldhost:3fa9c2d1",
+              "endDateTime": (NOW + dt.timedelta(days=20)).isoformat()}
+    plan = plan_rotate(RotateRequest(env_file=ENV), envfile.parse(env_text()), app(legacy), NOW)
+    assert [s.key_id for s in plan.of(RemoveSecret)] == [HELD]
+
+
+def test_an_interrupted_runs_secret_is_removed_but_a_copys_is_reported() -> None:
+    doc = envfile.parse(with_id(env_text()))
+    orphan = named(ORPHAN, IID, after=HELD[:8])  # this file's run, killed after addPassword
+    copy = named(OLD, IID, after="77777777")      # made by a copy of this file that rotated on its own
+    plan = plan_rotate(RotateRequest(env_file=ENV, if_expiring_within=dt.timedelta(days=30)), doc,
+                       app(named(HELD, IID), orphan, copy), NOW)
+    assert [s.key_id for s in plan.steps] == [ORPHAN]
+    assert any("a copy of this file" in n and OLD in n for n in plan.notes)
+
+
+def test_a_copy_that_rotated_away_the_held_secret_is_not_fought() -> None:
+    """The other file rotated first: our held secret is gone and its successor is theirs, not an orphan."""
+    doc = envfile.parse(with_id(env_text()))
+    theirs = named(OLD, IID, after=HELD[:8])
+    plan = plan_rotate(RotateRequest(env_file=ENV), doc, app(theirs), NOW)
+    assert OLD not in [s.key_id for s in plan.of(RemoveSecret)]
+    assert any("a copy of this file" in n for n in plan.notes)
+
+
+def test_the_installation_id_is_recorded_and_names_new_secrets() -> None:
+    plan = plan_rotate(RotateRequest(env_file=ENV), envfile.parse(with_id(env_text())), app(named(HELD, IID)), NOW)
+    (add,) = plan.of(AddSecret)
+    assert add.display_name.endswith(f" id:{IID} after:{HELD[:8]}")
+    (write,) = plan.of(WriteEnv)
+    assert "CYPHT_AZURE_INSTALLATION_ID" not in write.values  # already recorded
