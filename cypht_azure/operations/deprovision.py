@@ -20,7 +20,7 @@ from cypht_azure.errors import AppNotFound, NeedsConfirmation
 from cypht_azure.operations import envstate
 from cypht_azure.operations.apply import Context, apply
 from cypht_azure.operations.apps import Target, fetch_app, find_deleted, require_ours
-from cypht_azure.operations.secrets import is_tool_secret, made_for
+from cypht_azure.operations.secrets import Owners, is_tool_secret, mark_of, owners_for
 from cypht_azure.operations.session import Session, parse_time, utcnow
 from cypht_azure.operations.steps import (
     Applied,
@@ -89,12 +89,15 @@ def owned_keys(doc: envfile.EnvDocument, client_id: str) -> list[str]:
     return keys
 
 
-def other_installations(app: dict[str, Any], env_path: Path, now: dt.datetime) -> list[str]:
-    """The `.env` files (as `host:hash`, from the secrets' names) that hold a live secret cypht-azure made
-    for them on this registration, besides this one: their Cypht loses sign-in with the registration."""
-    return sorted({str(c.get("displayName")).rsplit(" ", 1)[-1] for c in app.get("passwordCredentials") or []
-                   if is_tool_secret(c) and not made_for(c, env_path)
-                   and (end := parse_time(c.get("endDateTime"))) is not None and end > now})
+def other_installations(app: dict[str, Any], owners: Owners, now: dt.datetime) -> list[str]:
+    """The `.env` files (as `id:<installation>`, or `host:hash` for older names) that hold a live secret
+    cypht-azure made for them on this registration, besides this one: their Cypht loses sign-in with it."""
+    found = set()
+    for c in app.get("passwordCredentials") or []:
+        if is_tool_secret(c) and not owners.mine(c) and (end := parse_time(c.get("endDateTime"))) and end > now:
+            mark = mark_of(c)
+            found.add(f"id:{mark[0]}" if mark else str(c.get("displayName")).rsplit(" ", 1)[-1])
+    return sorted(found)
 
 
 def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app: dict[str, Any],
@@ -106,7 +109,7 @@ def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app:
     if already_deleted:
         notes.append(f"The app registration {client_id} is already deleted.")
     else:
-        others = other_installations(app, request.env_file, now or utcnow())
+        others = other_installations(app, owners_for(doc, request.env_file, client_id), now or utcnow())
         if others:
             notes.append(f"Warning: another .env also holds a live client secret of this registration (made by "
                          f"cypht-azure for {', '.join(others)}: host and a hash of that file's path). The Cypht "
