@@ -26,6 +26,7 @@ from cypht_azure.operations.steps import (
     Applied,
     DeleteRegistration,
     DeleteServicePrincipal,
+    Outcome,
     Plan,
     PurgeRegistration,
     RestoreRegistration,
@@ -48,7 +49,7 @@ class DeprovisionRequest:
 
 
 @dataclass
-class DeprovisionResult:
+class DeprovisionResult(Outcome):
     client_id: str | None
     object_id: str | None
     display_name: str | None
@@ -62,19 +63,6 @@ class DeprovisionResult:
     notes: list[str] = field(default_factory=list)
     steps: list[StepRecord] = field(default_factory=list)
 
-    @property
-    def changed(self) -> bool:
-        return changed(self.steps)
-
-    @property
-    def actions(self) -> list[str]:
-        return [*self.notes, *(r.line() for r in self.steps)]
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("notes")
-        data["steps"] = [r.to_json() for r in self.steps]
-        return data | {"changed": self.changed, "actions": self.actions}
 
 
 def owned_keys(doc: envfile.EnvDocument, client_id: str) -> list[str]:

@@ -15,7 +15,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from cypht_azure.operations.steps import (
     CreateServicePrincipal,
     EnvValue,
     Fill,
+    Outcome,
     PatchRegistration,
     Plan,
     RemoveSecret,
@@ -49,7 +50,6 @@ from cypht_azure.operations.steps import (
     StepRecord,
     VerifySecret,
     WriteEnv,
-    changed,
     planned,
 )
 from cypht_azure.secret import Secret
@@ -213,7 +213,7 @@ def registration_patch(app: dict[str, Any], plan: Desired) -> dict[str, Any]:
 
 
 @dataclass
-class ProvisionResult:
+class ProvisionResult(Outcome):
     client_id: str
     object_id: str
     tenant_id: str
@@ -236,21 +236,11 @@ class ProvisionResult:
     deploy_hooks: list[dict[str, Any]] = field(default_factory=list)
     deploy_hooks_error: str | None = None
 
-    @property
-    def changed(self) -> bool:
-        return changed(self.steps)
-
-    @property
-    def actions(self) -> list[str]:
-        return [*self.notes, *(r.line() for r in self.steps)]
-
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("notes")
-        data["steps"] = [r.to_json() for r in self.steps]
+        data = super().to_json()
         if self.dry_run and self.created:  # no IDs yet: null, with `created` saying it would be made
             data["client_id"] = data["object_id"] = None
-        return data | {"changed": self.changed, "actions": self.actions}
+        return data
 
 
 @dataclass(frozen=True)

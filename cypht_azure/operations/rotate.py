@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from cypht_azure.operations.steps import (
     Applied,
     EnvValue,
     Fill,
+    Outcome,
     Plan,
     RemoveSecret,
     RunDeployHooks,
@@ -51,7 +52,6 @@ from cypht_azure.operations.steps import (
     StepRecord,
     VerifySecret,
     WriteEnv,
-    changed,
     planned,
 )
 from cypht_azure.secret import Secret
@@ -76,7 +76,7 @@ class RotateRequest:
 
 
 @dataclass
-class RotateResult:
+class RotateResult(Outcome):
     client_id: str
     object_id: str
     tenant_id: str
@@ -98,19 +98,6 @@ class RotateResult:
     deploy_hooks: list[dict[str, Any]] = field(default_factory=list)
     deploy_hooks_error: str | None = None
 
-    @property
-    def changed(self) -> bool:
-        return changed(self.steps)
-
-    @property
-    def actions(self) -> list[str]:
-        return [*self.notes, *(r.line() for r in self.steps)]
-
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("notes")
-        data["steps"] = [r.to_json() for r in self.steps]
-        return data | {"changed": self.changed, "actions": self.actions}
 
 
 @dataclass(frozen=True)

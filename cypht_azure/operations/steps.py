@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from cypht_azure.durations import describe
@@ -256,6 +256,28 @@ class Applied:
 
 def planned(plan: Plan) -> list[StepRecord]:
     return [StepRecord(s) for s in plan.steps]
+
+
+class Outcome:
+    """What a command did, one shape for text, `--json` and the audit log (a mixin for the result
+    dataclasses): its step records and the notes planning made."""
+
+    notes: list[str]
+    steps: list[StepRecord]
+
+    @property
+    def changed(self) -> bool:
+        return changed(self.steps)
+
+    @property
+    def actions(self) -> list[str]:
+        return [*self.notes, *(r.line() for r in self.steps)]
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]  # every Outcome is a dataclass
+        data.pop("notes")
+        data["steps"] = [r.to_json() for r in self.steps]
+        return data | {"changed": self.changed, "actions": self.actions}
 
 
 def changed(records: list[StepRecord]) -> bool:
