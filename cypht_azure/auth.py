@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from cypht_azure import trust
+
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
 
@@ -115,8 +117,7 @@ def _common_kwargs(settings: SignInSettings) -> dict[str, Any]:
     kw: dict[str, Any] = {"authority": settings.endpoints.authority_host}
     if settings.endpoints.custom_authority:
         kw["disable_instance_discovery"] = True
-    if settings.endpoints.ca_file:
-        kw["connection_verify"] = settings.endpoints.ca_file
+    kw.update(trust.requests_verify(settings.endpoints.ca_file))  # the system store plus --ca-file
     if settings.timeout:
         kw["connection_timeout"] = kw["read_timeout"] = settings.timeout
     return kw
@@ -162,9 +163,8 @@ def _workload_identity_credential(settings: SignInSettings) -> TokenCredential |
 def _managed_identity_credential(settings: SignInSettings) -> TokenCredential:
     from azure.identity import ManagedIdentityCredential
 
-    kw: dict[str, Any] = {}
-    if settings.endpoints.ca_file:  # a private identity endpoint (or an emulator) with its own CA
-        kw["connection_verify"] = settings.endpoints.ca_file
+    # A private identity endpoint (or an emulator) may have its own CA: added to the system store.
+    kw: dict[str, Any] = trust.requests_verify(settings.endpoints.ca_file)
     client_id = os.environ.get("AZURE_CLIENT_ID")
     return ManagedIdentityCredential(client_id=client_id, **kw) if client_id else ManagedIdentityCredential(**kw)
 

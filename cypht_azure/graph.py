@@ -25,6 +25,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cypht_azure import trust
+
 if TYPE_CHECKING:
     import httpx
     from kiota_abstractions.request_information import RequestInformation
@@ -113,10 +115,7 @@ class Graph:
         self.policy = policy or RetryPolicy()
         self.on_wait = on_wait
         self.requests_sent = 0
-        verify = ssl.create_default_context()  # the system's trust store...
-        if ca_file:
-            verify.load_verify_locations(cafile=ca_file)  # ...plus --ca-file's CA, as its help says
-        client = httpx.AsyncClient(verify=verify, timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)))
+        client = httpx.AsyncClient(verify=trust.ssl_context(ca_file), timeout=httpx.Timeout(timeout, connect=min(timeout, 15.0)))
         options = dict(graph_options)
         # Our retry rules replace kiota's (see module docstring).
         options[RetryHandlerOption.get_key()] = RetryHandlerOption(max_retries=0, should_retry=False)

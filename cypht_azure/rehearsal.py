@@ -15,12 +15,11 @@ from __future__ import annotations
 import html
 import json
 import re
-import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from cypht_azure import cypht
+from cypht_azure import cypht, trust
 from cypht_azure.secret import Secret
 
 _MESSAGE = re.compile(r'role="alert">(?P<text>[^<]*)<')
@@ -68,7 +67,7 @@ class Rehearsal:
     def __init__(self, *, ca_file: str | None, timeout: float) -> None:
         import httpx
 
-        verify = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+        verify = trust.ssl_context(ca_file)
         self._http = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
 
     def close(self) -> None:
@@ -151,7 +150,7 @@ def emulator_info(base_url: str, *, ca_file: str | None, timeout: float) -> dict
     """The emulator's own description when ``base_url`` is one (its loopback admin endpoint), else None."""
     import httpx
 
-    verify = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    verify = trust.ssl_context(ca_file)
     try:
         r = httpx.get(f"{base_url.rstrip('/')}/_emulator/info", verify=verify, timeout=timeout)
         info = r.json() if r.status_code == 200 else None
@@ -165,7 +164,7 @@ def is_emulator(base_url: str, *, ca_file: str | None, timeout: float) -> bool:
     with the emulator's own challenge (an emulator listening beyond loopback wants its admin's token)."""
     import httpx
 
-    verify = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+    verify = trust.ssl_context(ca_file)
     try:
         r = httpx.get(f"{base_url.rstrip('/')}/_emulator/info", verify=verify, timeout=timeout)
     except httpx.HTTPError:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from cypht_azure import trust
 from cypht_azure.errors import InputError
 from cypht_azure.operations.session import parse_time
 
@@ -122,7 +123,7 @@ def send(urls: Sequence[str], events: Sequence[Event], *, deadline: float = DEAD
     """POST every event to every URL, in parallel, returning within `deadline` seconds whatever happens."""
     if not urls or not events:
         return []
-    context = ssl.create_default_context(cafile=ca_file) if ca_file else None
+    context = trust.ssl_context(ca_file) if ca_file else None
     end = time.monotonic() + deadline
     results: list[Delivery] = []
     threads = []

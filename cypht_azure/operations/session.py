@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from cypht_azure import auth, cypht
+from cypht_azure import auth, cypht, trust
 from cypht_azure.errors import (
     ROLE_HINT,
     SERVICE_PRINCIPAL_HINT,
@@ -86,8 +86,7 @@ def _credential(conn: Connection) -> TokenCredential:
                               "connection_timeout": conn.timeout, "read_timeout": conn.timeout}
         if conn.signin.endpoints.custom_authority:
             kw["disable_instance_discovery"] = True
-        if conn.signin.endpoints.ca_file:
-            kw["connection_verify"] = conn.signin.endpoints.ca_file
+        kw.update(trust.requests_verify(conn.signin.endpoints.ca_file))
         assert conn.signin.tenant
         return ClientSecretCredential(conn.signin.tenant, conn.client_id, conn.client_secret.reveal(), **kw)
     return auth.build_credential(conn.signin)
@@ -223,8 +222,7 @@ def secret_credential(session: Session, client_id: str, secret: Secret) -> Any:
                           "connection_timeout": session.connection.timeout, "read_timeout": session.connection.timeout}
     if endpoints.custom_authority:
         kw["disable_instance_discovery"] = True
-    if endpoints.ca_file:
-        kw["connection_verify"] = endpoints.ca_file
+    kw.update(trust.requests_verify(endpoints.ca_file))
     return ClientSecretCredential(session.tenant_id, client_id, secret.reveal(), **kw)
 
 

@@ -3,7 +3,9 @@ or no --ca-file at all, fails with a clear message and exit code before any requ
 
 from __future__ import annotations
 
+import json
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +68,34 @@ def test_the_code_never_disables_verification() -> None:
             if pattern.search(line):
                 offenders.append(f"{source.relative_to(REPO)}:{number}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.parametrize("where", ["ssl-env", "cache-unwritable"])
+def test_ca_file_adds_to_the_system_store(emulator: Any, tmp_path: Path, where: str) -> None:
+    """--ca-file is an extra CA: with the emulator's CA in the system store (SSL_CERT_FILE for httpx,
+    REQUESTS_CA_BUNDLE for azure-identity) and an unrelated CA as --ca-file, sign-in, Graph and the
+    secret check at the token endpoint all still trust the emulator."""
+    env_file = tmp_path / "cypht" / ".env"
+    seed_provisioned(emulator, env_file)
+    ca = emulator.info["ca_file"]
+    cache = tmp_path / "cache"
+    extra_ca = _foreign_ca(tmp_path)
+    env = base_env(emulator, tmp_path / "home", CYPHT_AZURE_CA_FILE=str(extra_ca),
+                   SSL_CERT_FILE=ca, REQUESTS_CA_BUNDLE=ca, XDG_CACHE_HOME=str(cache))
+    if where == "cache-unwritable":
+        cache.write_text("not a folder")  # the bundle goes to a private temporary folder instead
+    before = invariant.snapshot(env_file)
+    emulator.clear_log()
+    run = run_cli(env, "status", "--verify-secret", "--env-file", str(env_file), "--json")
+    assert run.returncode == 0, run
+    assert json.loads(run.stdout)["secret_verified"] is True
+    # the admin's sign-in and the .env secret's check both reached the token endpoint
+    assert len([e for e in emulator.request_log if e.kind == "token"]) >= 2
+    assert env_file.read_bytes() == before.data
+    leftovers = list((tmp_path / "home" / "tmp").iterdir())
+    if where == "ssl-env":
+        bundles = list((cache / "cypht-azure").iterdir())
+        assert [b.name for b in bundles if not b.name.startswith("ca-bundle-")] == [], "no temporary file left"
+        assert len(bundles) == 1 and stat.S_IMODE(bundles[0].stat().st_mode) == 0o644
+        assert bundles[0].read_text() == Path(ca).read_text().rstrip("\n") + "\n" + extra_ca.read_text()
+    assert leftovers == [], "the temporary bundle is removed at exit"
