@@ -26,7 +26,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from . import exceptions as exc
 from . import schema
-from .models import FIRST_PARTY_PUBLIC_CLIENTS, Caller, Directory, load_certificate
+from .applications import load_certificate
+from .directory import FIRST_PARTY_PUBLIC_CLIENTS, Caller
+from .models import Directory
 
 JWT_BEARER = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 DEVICE_CODE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"

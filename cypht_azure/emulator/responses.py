@@ -11,8 +11,9 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from . import exceptions as exc
 from . import schema
+from .directory import Caller, Key, Target
 from .identity import TokenService
-from .models import Caller, Directory, Key, Target
+from .models import Directory
 from .query import encode_skip_token, parse_list_query, parse_select, project, run_list
 from .wire import GRAPH_JSON, LOGIN_JSON, Request, Response, basic_credentials, graph_headers, login_headers
 
