@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import json
 import re
 import threading
 import time
@@ -83,6 +84,7 @@ class Faults:
         self._lagging: list[_Lagging] = []
         self._secret_delay_ms: float | None = None
         self._young_secrets: dict[str, float] = {}
+        self._next_link_origin: str | None = None
 
     # ------------------------------------------------------------ vocabulary
 
@@ -138,6 +140,12 @@ class Faults:
         """At most ``limit`` directory objects per creating principal (Directory_QuotaExceeded)."""
         self._directory.set_quota(limit)
 
+    def next_link_elsewhere(self, origin: str | None) -> None:
+        """Every Graph collection page names a next page on ``origin`` (e.g. ``https://127.0.0.2:8443``),
+        as a compromised or misconfigured endpoint could, to lure the caller's token there."""
+        with self._lock:
+            self._next_link_origin = origin.rstrip("/") if origin else None
+
     def remove(self, rule_id: int) -> None:
         with self._lock:
             self._rules = [r for r in self._rules if r.id != rule_id]
@@ -149,6 +157,7 @@ class Faults:
             self._lagging.clear()
             self._secret_delay_ms = None
             self._young_secrets.clear()
+            self._next_link_origin = None
         self._directory.set_secret_lifetime_policy(None)
         self._directory.set_quota(None)
 
@@ -158,6 +167,7 @@ class Faults:
                 "rules": [r.describe() for r in self._rules],
                 "replication_lag": {"ms": self._lag_ms, "requests": self._lag_requests},
                 "secret_activation_delay": {"ms": self._secret_delay_ms},
+                "next_link_elsewhere": {"origin": self._next_link_origin},
             }
 
     def call(self, verb: str, args: dict[str, Any]) -> Any:
@@ -167,6 +177,7 @@ class Faults:
             "hang": self.hang, "replication_lag": self.replication_lag,
             "secret_activation_delay": self.secret_activation_delay,
             "secret_lifetime_policy": self.secret_lifetime_policy, "quota": self.quota, "clear": self.clear,
+            "next_link_elsewhere": self.next_link_elsewhere,
             "remove": self.remove,
         }
         if verb not in verbs:
@@ -211,6 +222,9 @@ class Faults:
             return
         moment = time.monotonic()
         with self._lock:
+            if resp.status == 200 and self._next_link_origin and isinstance(resp.payload.get("value"), list):
+                resp.payload["@odata.nextLink"] = f"{self._next_link_origin}{req.path}?$skiptoken=elsewhere"
+                resp.body = json.dumps(resp.payload, separators=(",", ":")).encode()
             if resp.status == 201 and (self._lag_ms is not None or self._lag_requests is not None):
                 ids = {str(resp.payload[k]).lower() for k in ("id", "appId") if resp.payload.get(k)}
                 creates = req.path in ("/v1.0/applications", "/v1.0/servicePrincipals") or req.path.startswith(
