@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from cypht_azure import trust
-
 if TYPE_CHECKING:
     from azure.core.credentials import AccessToken, TokenCredential
 
@@ -117,6 +115,8 @@ def _common_kwargs(settings: SignInSettings) -> dict[str, Any]:
     kw: dict[str, Any] = {"authority": settings.endpoints.authority_host}
     if settings.endpoints.custom_authority:
         kw["disable_instance_discovery"] = True
+    from cypht_azure import trust  # ssl and the CA bundle: only for a command that signs in
+
     kw.update(trust.requests_verify(settings.endpoints.ca_file))  # the system store plus --ca-file
     if settings.timeout:
         kw["connection_timeout"] = kw["read_timeout"] = settings.timeout
@@ -164,6 +164,8 @@ def _managed_identity_credential(settings: SignInSettings) -> TokenCredential:
     from azure.identity import ManagedIdentityCredential
 
     # A private identity endpoint (or an emulator) may have its own CA: added to the system store.
+    from cypht_azure import trust
+
     kw: dict[str, Any] = trust.requests_verify(settings.endpoints.ca_file)
     client_id = os.environ.get("AZURE_CLIENT_ID")
     return ManagedIdentityCredential(client_id=client_id, **kw) if client_id else ManagedIdentityCredential(**kw)
