@@ -128,7 +128,22 @@ class RequestSpec:
 
     @property
     def id(self) -> str:
-        return f"{self.command}-{self.index}-{self.label.replace(' ', '_')}"
+        """Stable whatever order concurrent requests arrived in: no position, the occurrence instead."""
+        return f"{self.command}-{self.role}-{self.label.replace(' ', '_')}-{self.occurrence}"
+
+    @property
+    def canonical(self) -> tuple[int, str, str, int]:
+        """A sort key independent of arrival order.
+
+        The tool sends some requests at the same time (creating the service principal alongside the
+        secret), so two clean runs may log them in either order; each pytest-xdist worker derives the
+        matrix on its own and all must collect the same list, so the matrix is ordered by phase, then
+        by request, never by position.
+        """
+        return (_PHASES.index(self.role), self.label, self.pattern, self.occurrence)
+
+
+_PHASES = ("sign-in", "graph", "verify")
 
 
 def path_pattern(path: str) -> str:
@@ -221,6 +236,11 @@ def add_fault(emulator: Emulator, spec: RequestSpec, *, times: int | None, **fau
 
 def clean_run_log(command: str) -> list[RequestSpec]:
     """Run `command` once without faults against a fresh emulator; derive its requests from the log."""
+    return derive_requests(command, *clean_run_entries(command))
+
+
+def clean_run_entries(command: str) -> tuple[list[Any], str]:
+    """The emulator's request log of one clean run of `command`, and the admin's client ID."""
     with Emulator() as emu, tempfile.TemporaryDirectory(prefix="cypht-azure-clean-") as tmp:
         folder = Path(tmp)
         env_file = folder / "cypht" / ".env"
@@ -234,7 +254,7 @@ def clean_run_log(command: str) -> list[RequestSpec]:
         run = run_cli(env, *command_args(command, env_file))
         if run.returncode != 0:
             raise RuntimeError(f"the clean run failed, so no fault matrix can be derived:\n{run}")
-        return derive_requests(command, emu.request_log, emu.info["admin_client_id"])
+        return list(emu.request_log), emu.info["admin_client_id"]
 
 
 def command_args(command: str, env_file: Path, *extra: str) -> list[str]:

@@ -81,7 +81,7 @@ def persistent_case(spec: RequestSpec, fault: str) -> bool:
 def cases() -> list[Any]:
     out = []
     for command in COMMANDS:
-        for spec in REQUESTS[command]:
+        for spec in sorted(REQUESTS[command], key=lambda s: s.canonical):
             for fault in [*FAULTS, NOT_YET_VALID]:
                 if not applies(spec, fault):
                     continue
@@ -213,3 +213,21 @@ def test_fault(emulator: Any, tmp_path: Path, spec: RequestSpec, fault: str, per
         again = run_cli(env, *again_args)
         assert again.returncode == 0, f"the next clean run failed\n{again}"
         invariant.check(emulator, mid, again, command=command, after_success=True)
+
+
+def test_matrix_does_not_depend_on_arrival_order() -> None:
+    """Concurrent requests (the service principal alongside the secret) may be logged in either order;
+    every pytest-xdist worker derives the matrix itself and all must collect the same cases."""
+    from tests.guarantees.harness import clean_run_entries, derive_requests
+
+    log, admin = clean_run_entries("provision")
+    writes = [i for i, e in enumerate(log) if e.kind == "graph" and e.method == "POST"]
+    assert len(writes) >= 2, "provision no longer sends two POSTs: update this test"
+    swapped = list(log)
+    swapped[writes[0]], swapped[writes[1]] = swapped[writes[1]], swapped[writes[0]]
+
+    def ids(entries: list[Any]) -> list[str]:
+        return [s.id for s in sorted(derive_requests("provision", entries, admin), key=lambda s: s.canonical)]
+
+    assert ids(log) == ids(swapped)
+    assert len(set(ids(log))) == len(ids(log)), "two requests share a case id"
