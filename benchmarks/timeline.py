@@ -14,12 +14,14 @@ def sign_in_line(output: str) -> str:
     return "sign-in vs imports: not reported (no 'Graph client ready' line in --verbose output)"
 
 
-def why(entry: Any, signed_in: str, first_openid: bool) -> str:
+def why(entry: Any, signed_in: str, after_graph: bool) -> str:
     path = entry.path.split("?")[0]
     if entry.kind == "openid":
-        if first_openid:
+        if not after_graph:
             return "sign-in: MSAL (sync azure-identity) reads the tenant's token endpoint first; on the sign-in thread"
-        return "secret check: a new credential for the new secret, so MSAL discovers the token endpoint again"
+        # The check shares the sign-in's transport, which remembers the document: read here only when
+        # the sign-in did not read it (--auth azure-cli) or read another tenant's.
+        return "secret check: MSAL reads the tenant's token endpoint, which the sign-in did not"
     if entry.kind == "token":
         if entry.client_id == signed_in:
             return "sign-in: needs the token endpoint from discovery; on the sign-in thread"
@@ -41,12 +43,12 @@ def timeline_report(log: Sequence[Any], started: float, signed_in: str) -> list[
     """Each request from process start (ms), marked sequential unless another request overlapped it."""
     entries = [e for e in log if e.kind != "admin"]
     spans = [(e.timestamp - e.duration_ms / 1000 - started, e.timestamp - started) for e in entries]
-    lines, sequential, seen_openid = [], 0, False
+    lines, sequential, seen_graph = [], 0, False
     for i, (entry, (start, end)) in enumerate(zip(entries, spans, strict=True)):
         overlapped = any(s < end and start < e for j, (s, e) in enumerate(spans) if j != i)
         sequential += not overlapped
-        reason = why(entry, signed_in, not seen_openid)
-        seen_openid |= entry.kind == "openid"
+        reason = why(entry, signed_in, seen_graph)
+        seen_graph |= entry.kind == "graph"
         name = entry.path.split("?")[0].rsplit("/", 1)[-1][:40]
         lines.append(f"{start * 1000:6.0f} -> {end * 1000:6.0f} ms  {entry.method:5} {name:40} "
                      f"{'concurrent' if overlapped else 'sequential'}: {reason}")

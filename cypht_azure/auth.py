@@ -111,16 +111,72 @@ class SignInSettings:
     timeout: float | None = None  # seconds for one sign-in request (azure-core's default is 300)
 
 
-def _common_kwargs(settings: SignInSettings) -> dict[str, Any]:
-    kw: dict[str, Any] = {"authority": settings.endpoints.authority_host}
-    if settings.endpoints.custom_authority:
+def identity_kwargs(endpoints: Endpoints, timeout: float | None) -> dict[str, Any]:
+    """azure-identity keywords for every credential of a run that talks to `endpoints`' authority."""
+    kw: dict[str, Any] = {"authority": endpoints.authority_host,
+                          "transport": run_transport(endpoints.ca_file, timeout)}
+    if endpoints.custom_authority:
         kw["disable_instance_discovery"] = True
+    return kw
+
+
+def _common_kwargs(settings: SignInSettings) -> dict[str, Any]:
+    return identity_kwargs(settings.endpoints, settings.timeout)
+
+
+_DISCOVERY_PATHS = ("/.well-known/openid-configuration", "/common/discovery/instance")
+_transports: dict[tuple[str | None, float | None], Any] = {}
+_transports_lock = threading.Lock()
+
+
+def run_transport(ca_file: str | None, timeout: float | None) -> Any:
+    """The one HTTP transport the run's azure-identity credentials share (one per CA file and time-out).
+
+    Each credential builds its own MSAL application, and each MSAL application reads the tenant's
+    OpenID configuration before its first token: the sign-in and the check of a new secret would read
+    the same document twice, a round trip on the critical path of every rotation. Sharing one
+    transport keeps the connection to the sign-in host alive between them and answers a discovery
+    document the run has already read from memory (MSAL's own `http_cache` does the same; azure-identity
+    does not expose it). Only a successful GET of a discovery document is remembered, for this process.
+    """
+    key = (ca_file, timeout)
+    with _transports_lock:
+        transport = _transports.get(key)
+        if transport is None:
+            transport = _transports[key] = _new_transport(ca_file, timeout)
+        return transport
+
+
+def _new_transport(ca_file: str | None, timeout: float | None) -> Any:
+    from azure.core.pipeline.transport import RequestsTransport
+
     from cypht_azure import trust  # ssl and the CA bundle: only for a command that signs in
 
-    kw.update(trust.requests_verify(settings.endpoints.ca_file))  # the system store plus --ca-file
-    if settings.timeout:
-        kw["connection_timeout"] = kw["read_timeout"] = settings.timeout
-    return kw
+    class RunTransport(RequestsTransport):  # type: ignore[misc]
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.documents: dict[str, Any] = {}
+            self.documents_lock = threading.Lock()
+
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            url = str(request.url)
+            if request.method != "GET" or not urlsplit(url).path.rstrip("/").endswith(_DISCOVERY_PATHS):
+                return super().send(request, **kwargs)
+            with self.documents_lock:
+                known = self.documents.get(url)
+            if known is not None:
+                return known
+            response = super().send(request, **kwargs)
+            if response.status_code == 200:
+                response.read()
+                with self.documents_lock:
+                    self.documents[url] = response
+            return response
+
+    kw: dict[str, Any] = dict(trust.requests_verify(ca_file))  # the system store plus --ca-file
+    if timeout:
+        kw["connection_timeout"] = kw["read_timeout"] = timeout
+    return RunTransport(**kw)
 
 
 def _environment_credential(settings: SignInSettings) -> TokenCredential | None:

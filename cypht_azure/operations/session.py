@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
-from cypht_azure import auth, cypht, trust
+from cypht_azure import auth, cypht
 from cypht_azure.errors import (
     ROLE_HINT,
     SERVICE_PRINCIPAL_HINT,
@@ -82,11 +82,7 @@ def _credential(conn: Connection) -> TokenCredential:
     if conn.client_id and conn.client_secret:
         from azure.identity import ClientSecretCredential
 
-        kw: dict[str, Any] = {"authority": conn.signin.endpoints.authority_host,
-                              "connection_timeout": conn.timeout, "read_timeout": conn.timeout}
-        if conn.signin.endpoints.custom_authority:
-            kw["disable_instance_discovery"] = True
-        kw.update(trust.requests_verify(conn.signin.endpoints.ca_file))
+        kw = auth.identity_kwargs(conn.signin.endpoints, conn.timeout)
         assert conn.signin.tenant
         return ClientSecretCredential(conn.signin.tenant, conn.client_id, conn.client_secret.reveal(), **kw)
     return auth.build_credential(conn.signin)
@@ -217,12 +213,8 @@ class SecretCheck:
 def secret_credential(session: Session, client_id: str, secret: Secret) -> Any:
     from azure.identity import ClientSecretCredential
 
-    endpoints = session.endpoints
-    kw: dict[str, Any] = {"authority": endpoints.authority_host, "retry_total": 0,
-                          "connection_timeout": session.connection.timeout, "read_timeout": session.connection.timeout}
-    if endpoints.custom_authority:
-        kw["disable_instance_discovery"] = True
-    kw.update(trust.requests_verify(endpoints.ca_file))
+    # The sign-in's transport: the tenant's OpenID configuration is not read again.
+    kw = {**auth.identity_kwargs(session.endpoints, session.connection.timeout), "retry_total": 0}
     return ClientSecretCredential(session.tenant_id, client_id, secret.reveal(), **kw)
 
 

@@ -26,19 +26,30 @@ def test_sequential_and_concurrent_round_trips_with_their_reasons() -> None:
         entry("graph", "PATCH", "/v1.0/applications(uniqueName='x')", 0.40, 0.50),
         entry("graph", "POST", "/v1.0/servicePrincipals", 0.51, 0.61),
         entry("graph", "POST", "/v1.0/applications/1/addPassword", 0.52, 0.62),
-        entry("openid", "GET", "/t/v2.0/.well-known/openid-configuration", 0.63, 0.73),
         entry("token", "POST", "/t/oauth2/v2.0/token", 0.74, 0.84, NEW_APP),
         entry("admin", "GET", "/_emulator/log", 0.0, 0.9),
     ]
     summary, *lines = timeline_report(log, 0.0, ADMIN)
-    assert summary == ("7 round trips, 5 of them sequential; "
+    assert summary == ("6 round trips, 4 of them sequential; "
                        "sign-in token answered 90 ms before the first Graph request left")
     assert [line.split(": ")[0].split()[-1] for line in lines] == [
-        "sequential", "sequential", "sequential", "concurrent", "concurrent", "sequential", "sequential"]
+        "sequential", "sequential", "sequential", "concurrent", "concurrent", "sequential"]
     assert "sign-in: MSAL" in lines[0] and "sign-in: needs the token endpoint" in lines[1]
     assert "upsert" in lines[2] and "appId the upsert returned" in lines[3]
-    assert "secret check: a new credential" in lines[5] and "secret check: needs the secret" in lines[6]
+    assert "secret check: needs the secret" in lines[5]
     assert lines[0].startswith("   100 ->    200 ms  GET")
+
+
+def test_a_discovery_after_graph_is_the_secret_checks() -> None:
+    """--auth azure-cli reads no OpenID configuration at sign-in: the check's is its first."""
+    log = [
+        entry("graph", "GET", "/v1.0/applications(appId='a')", 0.10, 0.20),
+        entry("graph", "POST", "/v1.0/applications/1/addPassword", 0.21, 0.31),
+        entry("openid", "GET", "/t/v2.0/.well-known/openid-configuration", 0.32, 0.42),
+        entry("token", "POST", "/t/oauth2/v2.0/token", 0.43, 0.53, NEW_APP),
+    ]
+    _, *lines = timeline_report(log, 0.0, ADMIN)
+    assert "secret check: MSAL reads the tenant's token endpoint" in lines[2]
 
 
 def test_sign_in_line_reads_the_verbose_output() -> None:

@@ -245,3 +245,15 @@ def test_managed_identity(cli: Cli, emulator: Any, env_file: Path) -> None:
 
     run_each_command(cli, emulator, env_file, env, identity_tokens)
     assert granted_tokens(emulator, client_id) == 0  # no client credentials: the platform's endpoint only
+
+
+def test_the_secret_check_reads_no_second_discovery(cli: Cli, emulator: Any, env_file: Path) -> None:
+    """The check of a new secret is a new MSAL application; it shares the sign-in's transport, so the
+    tenant's OpenID configuration is read once per run, not once per credential."""
+    env_file.parent.mkdir(exist_ok=True)
+    for argv in (("provision", "--url", URL), ("rotate-secret",)):
+        emulator.clear_log()
+        r = cli(*argv, "--env-file", str(env_file), timeout=180)
+        assert r.returncode == 0, r
+        kinds = [e.kind for e in emulator.request_log if e.kind in ("openid", "token")]
+        assert kinds == ["openid", "token", "token"], f"{argv[0]}: {kinds}"  # sign-in, then the check's token
