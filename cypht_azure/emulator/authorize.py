@@ -8,8 +8,10 @@ both end in :meth:`CodeFlow.sign_in`, so the two cannot disagree.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
+import hmac
 import re
 import secrets
 import time
@@ -53,6 +55,18 @@ RESPONSE_MODES = ("query", "fragment", "form_post")
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
+
+
+def pkce_matches(challenge: str, method: str, verifier: str | None) -> bool:
+    """RFC 7636 §4.6: S256 is BASE64URL(SHA256(verifier)) without padding; anything else compares as plain
+    (signin.md §2.1: both are accepted, and a challenge without a method is plain)."""
+    if not verifier:
+        return False
+    if method.upper() == "S256":
+        digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+        expected = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+        return hmac.compare_digest(expected, challenge)
+    return hmac.compare_digest(verifier, challenge)
 
 
 @dataclass(frozen=True)
@@ -313,6 +327,9 @@ class CodeFlow:
             "scopes": req.scopes, "family": req.authority.family, "account": _account_record(account),
             "expires": moment + float(CODE_LIFETIME if lifetime is None else lifetime), "redeemed": False,
             "nonce": req.get("nonce"),  # echoed in the code's id_token, as Entra does (OIDC Core 3.1.2.1)
+            # PKCE (signin.md §2.1): a challenge without a method is a plain one.
+            "code_challenge": req.get("code_challenge"),
+            "code_challenge_method": req.get("code_challenge_method") or "plain",
         }
         with self.directory.store.write() as data:
             codes = data.setdefault("auth_codes", {})
@@ -366,6 +383,9 @@ class CodeFlow:
             account = _account_from(entry["account"])
             if entry["family"] != authority.family or not _serves(authority, account, self.tenants.work.tenant_id):
                 raise self._live_code_error(False) if authority.is_live else exc.code_for_other_tenant()
+            if entry.get("code_challenge") and not pkce_matches(
+                    entry["code_challenge"], entry.get("code_challenge_method") or "plain", form.get("code_verifier")):
+                raise exc.pkce_mismatch(live=authority.is_live)
             entry["redeemed"] = True
             self.directory.store.mark_dirty()
         scopes = self._token_scopes(entry["scopes"], form.get("scope"))

@@ -479,6 +479,13 @@ def code_redeemed() -> TokenError:
                       "with a new valid code or use an existing refresh token.")
 
 
+def pkce_mismatch(*, live: bool) -> TokenError:
+    """A code issued for a PKCE challenge, redeemed without the matching verifier: 400 invalid_grant,
+    AADSTS501481 (signin.md §3.1, §3.4). login.live.com's wording is not captured: the same text, no code."""
+    return TokenError(400, "invalid_grant", 0 if live else 501481,
+                      "The Code_Verifier doesn't match the code_challenge supplied in the authorization request.")
+
+
 def reply_address_mismatch(sent: str, original: str) -> TokenError:
     return TokenError(401, "invalid_client", 500112, f"The reply address '{sent}' does not match the reply address "
                       f"'{original}' provided when requesting Authorization code.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -274,3 +275,71 @@ def test_rows_37_38_client_credentials_service_principal_after_the_secret(emulat
                        f"The client application {client_id} is missing service principal in the tenant {tenant}.")
     assert_token_error(signin.token(f"/{tenant}/oauth2/v2.0/token", {**form, "client_secret": "wrong"}), 401,
                        "invalid_client", 7000215, "Invalid client secret provided.")
+
+
+# ---------------------------------------------------------------- PKCE (signin.md §2.1, §3.1, §3.4)
+
+# RFC 7636 Appendix B: the verifier and its S256 challenge.
+VERIFIER, CHALLENGE = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+PKCE_TEXT = "The Code_Verifier doesn't match the code_challenge supplied in the authorization request."
+
+
+def test_pkce_s256_the_right_verifier_redeems_the_code(emulator: Emulator, signin: SignIn) -> None:
+    client_id, secret = web_app(emulator)
+    code = code_for(signin, client_id, code_challenge=CHALLENGE, code_challenge_method="S256")
+    r = redeem(signin, client_id, secret, code, code_verifier=VERIFIER)
+    assert r.status_code == 200, r.text
+
+
+@pytest.mark.parametrize("verifier", ["-", "", CHALLENGE, VERIFIER[:-1] + "Z"], ids=["absent", "empty", "challenge",
+                                                                                    "one-char-off"])
+def test_pkce_s256_a_missing_or_wrong_verifier_is_501481(emulator: Emulator, signin: SignIn, verifier: str) -> None:
+    client_id, secret = web_app(emulator)
+    code = code_for(signin, client_id, code_challenge=CHALLENGE, code_challenge_method="S256")
+    assert_token_error(redeem(signin, client_id, secret, code, code_verifier=verifier), 400, "invalid_grant",
+                       501481, PKCE_TEXT)
+
+
+def test_pkce_a_challenge_without_a_method_is_plain(emulator: Emulator, signin: SignIn) -> None:
+    client_id, secret = web_app(emulator)
+    code = code_for(signin, client_id, code_challenge=VERIFIER)
+    assert_token_error(redeem(signin, client_id, secret, code, code_verifier=CHALLENGE), 400, "invalid_grant",
+                       501481, PKCE_TEXT)
+    assert redeem(signin, client_id, secret, code, code_verifier=VERIFIER).status_code == 200
+
+
+def test_pkce_a_verifier_without_a_challenge_changes_nothing(emulator: Emulator, signin: SignIn) -> None:
+    """Cypht sends no PKCE (signin.md §0): its codes redeem as before, with or without a stray verifier."""
+    client_id, secret = web_app(emulator)
+    assert redeem(signin, client_id, secret, code_for(signin, client_id), code_verifier=VERIFIER).status_code == 200
+    assert redeem(signin, client_id, secret, code_for(signin, client_id)).status_code == 200
+
+
+def test_pkce_msal_auth_code_flow_end_to_end(emulator: Emulator, signin: SignIn) -> None:
+    """MSAL's own auth-code flow sends an S256 challenge and its verifier: the code redeems; a flow whose
+    verifier was swapped does not."""
+    import msal
+    import requests
+
+    client_id, secret = web_app(emulator)
+    http = requests.Session()
+    http.verify, http.trust_env = emulator.info["ca_file"], False  # not REQUESTS_CA_BUNDLE
+    app = msal.ConfidentialClientApplication(client_id, client_credential=secret, http_client=http,
+                                             authority=f"{emulator.base_url}/common", instance_discovery=False)
+    scopes = ["https://outlook.office.com/IMAP.AccessAsUser.All"]
+
+    def flow_and_response() -> tuple[dict[str, Any], dict[str, str]]:
+        flow = app.initiate_auth_code_flow(scopes, redirect_uri=RU)
+        assert "code_challenge=" in flow["auth_uri"] and "code_challenge_method=S256" in flow["auth_uri"]
+        parts = urlsplit(flow["auth_uri"])
+        r = signin.authorize(parts.path, dict(parse_qsl(parts.query)), form={"login": WORK, "consent": "accept"})
+        return flow, redirected(r, RU + "?")
+
+    flow, response = flow_and_response()
+    result = app.acquire_token_by_auth_code_flow(flow, response)
+    assert "access_token" in result, result
+
+    flow, response = flow_and_response()
+    flow["code_verifier"] = flow["code_verifier"][::-1]
+    result = app.acquire_token_by_auth_code_flow(flow, response)
+    assert result.get("error") == "invalid_grant" and 501481 in result.get("error_codes", []), result
