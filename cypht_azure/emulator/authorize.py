@@ -303,7 +303,9 @@ class CodeFlow:
         account = self.account_for(req, login)
         self._check_scopes_exist(req, account)
         if consent is None:
-            return ConsentNeeded(account, req.scopes)
+            if req.get("prompt") == "consent" or not self.consented(req, account):
+                return ConsentNeeded(account, req.scopes)
+            consent = "accept"  # granted before: Entra does not ask again
         if consent != "accept":
             if req.authority.is_live:
                 raise exc.RedirectError("access_denied",
@@ -312,7 +314,41 @@ class CodeFlow:
         if account.kind == "work" and self.directory.sp_by_app_id(req.app_id) is None:
             # Consent creates the app's service principal in the user's tenant (signin.md §6).
             self.directory.create_service_principal(req.app_id)
+        self._remember_consent(req, account)
         return Issued(self._issue_code(req, account))
+
+    # ---------------------------------------------------------------- consent, remembered
+
+    @staticmethod
+    def _consent_key(req: AuthorizeRequest, account: Account) -> str:
+        return f"{account.kind}:{account.object_id}:{req.app_id.lower()}"
+
+    def consented(self, req: AuthorizeRequest, account: Account) -> bool:
+        """Whether this account already consented to every scope asked for, for this app.
+
+        Entra asks once and then only for what is new, unless `prompt=consent` forces the dialog
+        (signin.md §2.1). A work account's consent lives with the app's service principal in the
+        tenant: when that is deleted (`deprovision`), the consent goes with it and is asked again."""
+        with self.directory.store.read() as data:
+            entry = data.get("user_consents", {}).get(self._consent_key(req, account))
+        if entry is None:
+            return False
+        if account.kind == "work":
+            sp = self.directory.sp_by_app_id(req.app_id)
+            if sp is None or sp.get("id") != entry.get("service_principal"):
+                return False
+        return {s.lower() for s in req.scopes} <= set(entry["scopes"])
+
+    def _remember_consent(self, req: AuthorizeRequest, account: Account) -> None:
+        key = self._consent_key(req, account)
+        with self.directory.store.write() as data:
+            consents = data.setdefault("user_consents", {})
+            sp = (self.directory.sp_by_app_id(req.app_id) or {}).get("id") if account.kind == "work" else None
+            entry = consents.get(key)
+            if entry is None or entry.get("service_principal") != sp:  # a new service principal: start over
+                entry = consents[key] = {"scopes": [], "service_principal": sp}
+            entry["scopes"] = sorted(set(entry["scopes"]) | {s.lower() for s in req.scopes})
+            self.directory.store.mark_dirty()
 
     def _issue_code(self, req: AuthorizeRequest, account: Account) -> dict[str, str]:
         live = req.authority.is_live
