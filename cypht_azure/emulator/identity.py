@@ -155,10 +155,10 @@ class TokenService:
     def token(self, tenant: str, form: Mapping[str, str], base: str, basic: tuple[str, str] | None) -> dict[str, Any]:
         grant = form.get("grant_type", "")
         if grant == "authorization_code" or (grant == "refresh_token" and self._code_flow_refresh(form, basic)):
-            authority = self.code_flow.token_authority(tenant)
+            authority = self.code_flow.grant.token_authority(tenant)
             if grant == "authorization_code":
-                return self.code_flow.redeem(authority, form, basic, base)
-            return self.code_flow.refresh(authority, form, basic, base)
+                return self.code_flow.grant.redeem(authority, form, basic, base)
+            return self.code_flow.grant.refresh(authority, form, basic, base)
         try:
             tid = self.resolve_tenant(tenant)
         except exc.TokenError as error:  # the token endpoint says invalid_request (signin.md §1)
@@ -178,9 +178,9 @@ class TokenService:
         grant = form.get("grant_type", "")
         live = self.code_flow.tenants.live()
         if grant == "authorization_code":
-            return self.code_flow.redeem(live, form, basic, base)
+            return self.code_flow.grant.redeem(live, form, basic, base)
         if grant == "refresh_token":
-            return self.code_flow.refresh(live, form, basic, base)
+            return self.code_flow.grant.refresh(live, form, basic, base)
         if not grant:
             raise exc.TokenError(400, "invalid_request", 0,
                                  "The provided request must include a 'grant_type' input parameter.")

@@ -168,7 +168,7 @@ def test_a_code_is_redeemed_only_where_it_was_issued(emulator: Emulator, signin:
 def test_row_27_refresh_token_inactive_for_90_days(emulator: Emulator, signin: SignIn) -> None:
     client_id, secret = web_app(emulator)
     refresh = redeem(signin, client_id, secret, code_for(signin, client_id)).json()["refresh_token"]
-    emulator.tokens.code_flow.age_refresh_tokens(91 * 86400)
+    emulator.tokens.code_flow.grant.age_refresh_tokens(91 * 86400)
     r = signin.token(TOKEN, {"client_id": client_id, "client_secret": secret, "refresh_token": refresh,
                              "grant_type": "refresh_token"})
     assert_token_error(r, 400, "invalid_grant", 700082, "The refresh token has expired due to inactivity.")
@@ -256,10 +256,10 @@ def test_row_28_spa_refresh_token_lives_24_hours_whatever_its_use(emulator: Emul
     client_id = app["appId"]
     first = redeem(signin, client_id, None, code_for(signin, client_id)).json()
     form = {"client_id": client_id, "refresh_token": first["refresh_token"], "grant_type": "refresh_token"}
-    emulator.tokens.code_flow.age_refresh_tokens(20 * 3600)
+    emulator.tokens.code_flow.grant.age_refresh_tokens(20 * 3600)
     second = signin.token(TOKEN, form)
     assert second.status_code == 200, second.text  # used within the day, and replaced...
-    emulator.tokens.code_flow.age_refresh_tokens(5 * 3600)
+    emulator.tokens.code_flow.grant.age_refresh_tokens(5 * 3600)
     r = signin.token(TOKEN, {**form, "refresh_token": second.json()["refresh_token"]})
     assert_token_error(r, 400, "invalid_grant", 700084, "The refresh token was issued to a single page app (SPA), "
                        "and therefore has a fixed, limited lifetime of 1.00:00:00, which cannot be extended.")
