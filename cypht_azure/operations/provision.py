@@ -27,6 +27,8 @@ from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.apps import require_guid
 from cypht_azure.operations.secrets import (
     INSTALLATION_KEY,
+    LEFT_BY_INTERRUPTED_RUN,
+    MAKES_ROOM,
     Owners,
     key_id_of,
     new_secret_name,
@@ -303,7 +305,7 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
         notes.append(f"Keep the client secret {held.key_id} that {env_path} holds (expires {held.expires}).")
     else:
         room = room_for_secret(app, owners, keep=held_ids) if app is not None else []
-        steps += [RemoveSecret(k, "unused by this .env; makes room under Entra's 2-secret limit") for k in room]
+        steps += [RemoveSecret(k, MAKES_ROOM) for k in room]
         steps.append(AddSecret(new_secret_name(now, env_path, installation=owners.installation,
                                                after=min(held_ids, default=None)),
                                iso(now + request.secret_lifetime), request.secret_lifetime))
@@ -328,7 +330,7 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
         steps.append(run_hooks)
     if app is not None:
         keep = held_ids | ({held.key_id} if held else set())
-        steps += [RemoveSecret(key_id_of(c), "made for this .env by an interrupted run; held by nothing")
+        steps += [RemoveSecret(key_id_of(c), LEFT_BY_INTERRUPTED_RUN)
                   for c in owners.removable(credentials, keep=keep) if key_id_of(c) not in room]
         notes += copy_notes(owners, credentials)
     if held is None and request.verify:

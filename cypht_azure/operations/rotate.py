@@ -29,6 +29,8 @@ from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
 from cypht_azure.operations.provision import copy_notes, installation_value, same_value
 from cypht_azure.operations.secrets import (
+    LEFT_BY_INTERRUPTED_RUN,
+    MAKES_ROOM,
     Owners,
     is_tool_secret,
     key_id_of,
@@ -159,12 +161,12 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
         # Not due; but a run that died between "add" and "write" left a secret nobody holds: clean it now.
         orphans = owners.removable(credentials, keep=cur.held)
         return Plan("rotate-secret", tuple(
-            RemoveSecret(key_id_of(c), "made for this .env by an interrupted run; held by nothing") for c in orphans),
+            RemoveSecret(key_id_of(c), LEFT_BY_INTERRUPTED_RUN) for c in orphans),
             tuple(notes))
     if cur.gone:
         notes.append(f"The secret ID in {env_path} ({cur.key_id}) is not on the app any more; replacing it.")
     room = room_for_secret(app, owners, keep=cur.held)
-    steps: list[Step] = [RemoveSecret(k, "unused by this .env; makes room under Entra's 2-secret limit") for k in room]
+    steps: list[Step] = [RemoveSecret(k, MAKES_ROOM) for k in room]
     steps.append(AddSecret(new_secret_name(now, env_path, installation=owners.installation, after=cur.key_id),
                            iso(now + request.secret_lifetime), request.secret_lifetime))
     steps.append(VerifySecret(request.verify_timeout))

@@ -32,6 +32,9 @@ from cypht_azure.operations.session import parse_time
 
 # Entra allows at most 2 client secrets on apps that accept personal Microsoft accounts.
 PERSONAL_SECRET_LIMIT = 2
+# Why a plan removes a secret that neither provision nor rotate-secret is replacing (the plans' own words).
+MAKES_ROOM = "unused by this .env; makes room under Entra's 2-secret limit"
+LEFT_BY_INTERRUPTED_RUN = "made for this .env by an interrupted run; held by nothing"
 
 
 def env_tag(env_path: Path) -> str:
