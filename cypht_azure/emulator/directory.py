@@ -141,32 +141,26 @@ class DirectoryBase:
 
     # ------------------------------------------------------------ lookups
 
-    def _find_app(self, key: Key, *, include_missing: bool = False) -> dict[str, Any] | None:
+    def _lookup(self, table: str, key: Key) -> dict[str, Any] | None:
+        """The object of `table` whose id (a GUID) or other key property equals the value, case-insensitively."""
         kind, value = key
-        apps: dict[str, dict[str, Any]] = self.data["applications"]
+        objects: dict[str, dict[str, Any]] = self.data[table]
         if kind == "id":
             validation.require_guid(value)
-            found = apps.get(value.lower())
-        else:
-            wanted = value.lower()
-            found = next(
-                (a for a in apps.values() if isinstance(a.get(kind), str) and a[kind].lower() == wanted), None
-            )
+            return objects.get(value.lower())
+        wanted = value.lower()
+        return next((o for o in objects.values() if isinstance(o.get(kind), str) and o[kind].lower() == wanted), None)
+
+    def _find_app(self, key: Key, *, include_missing: bool = False) -> dict[str, Any] | None:
+        found = self._lookup("applications", key)
         if found is None and not include_missing:
-            raise exc.ResourceNotFound(value)
+            raise exc.ResourceNotFound(key[1])
         return found
 
     def _find_sp(self, key: Key) -> dict[str, Any]:
-        kind, value = key
-        sps: dict[str, dict[str, Any]] = self.data["servicePrincipals"]
-        if kind == "id":
-            validation.require_guid(value)
-            found = sps.get(value.lower())
-        else:
-            wanted = value.lower()
-            found = next((s for s in sps.values() if str(s.get(kind, "")).lower() == wanted), None)
+        found = self._lookup("servicePrincipals", key)
         if found is None:
-            raise exc.ResourceNotFound(value)
+            raise exc.ResourceNotFound(key[1])
         return found
 
     def _find(self, target: Target, key: Key) -> dict[str, Any]:
@@ -175,14 +169,12 @@ class DirectoryBase:
         return found
 
     def app_by_app_id(self, app_id: str) -> dict[str, Any] | None:
-        wanted = app_id.lower()
-        with self.store.read() as data:
-            return next((a for a in data["applications"].values() if a["appId"].lower() == wanted), None)
+        with self.store.read():
+            return self._lookup("applications", ("appId", app_id))
 
     def sp_by_app_id(self, app_id: str) -> dict[str, Any] | None:
-        wanted = app_id.lower()
-        with self.store.read() as data:
-            return next((s for s in data["servicePrincipals"].values() if s["appId"].lower() == wanted), None)
+        with self.store.read():
+            return self._lookup("servicePrincipals", ("appId", app_id))
 
     def user_by_key(self, key: str) -> dict[str, Any] | None:
         wanted = key.lower()
