@@ -22,13 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cypht_azure.envdisk.paths import resolve
-from cypht_azure.envdisk.problems import no_folder
+from cypht_azure.envdisk.problems import LockTimeout, no_folder
 from cypht_azure.envdisk.target import NEW_FILE_MODE, EnvTarget, Rebase
 from cypht_azure.envfile import EnvDocument, EnvFileError
 
 __all__ = [
     "NEW_FILE_MODE",
     "EnvTarget",
+    "LockTimeout",
     "Rebase",
     "check_writable",
     "editing",

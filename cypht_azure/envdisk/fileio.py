@@ -11,7 +11,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from cypht_azure.envdisk.problems import is_directory, os_error
+from cypht_azure.envdisk.problems import is_directory, lock_timeout, os_error
 from cypht_azure.envfile import MAX_ENV_BYTES, EnvFileError
 
 LOCK_POLL_SECONDS = 0.05
@@ -56,11 +56,7 @@ def acquire(fd: int, path: Path, timeout: float) -> None:
             return
         except BlockingIOError:
             if time.monotonic() >= deadline:
-                raise EnvFileError(
-                    f"another cypht-azure run has been editing it for more than {timeout:g} s.",
-                    path=path,
-                    fix="Wait for the other run to finish, then run again.",
-                ) from None
+                raise lock_timeout(path, timeout) from None
             time.sleep(LOCK_POLL_SECONDS)
         except OSError as exc:
             raise EnvFileError(

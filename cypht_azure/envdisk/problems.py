@@ -9,6 +9,15 @@ from pathlib import Path
 from cypht_azure.envfile import MAX_ENV_BYTES, EnvFileError
 
 
+class LockTimeout(EnvFileError):
+    """Another run held the folder's lock for longer than this run would wait: nothing is wrong with the file."""
+
+
+def lock_timeout(path: Path, timeout: float) -> LockTimeout:
+    return LockTimeout(f"another cypht-azure run has been editing it for more than {timeout:g} s.", path=path,
+                       fix="Wait for the other run to finish, then run again.")
+
+
 def changed(path: Path) -> EnvFileError:
     return EnvFileError(
         "it was changed by another program while cypht-azure was working on it (not through "

@@ -14,7 +14,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cypht_azure import envfile
+from cypht_azure import envdisk, envfile
 from cypht_azure.errors import OperationFailed
 from cypht_azure.operations import envstate
 from cypht_azure.operations.apps import choose_target
@@ -63,9 +63,7 @@ def _lock(target: Any, path: Path, wait: float) -> Iterator[None]:
     with ExitStack() as stack:
         try:
             stack.enter_context(target.locked(wait))
-        except envfile.EnvFileError as exc:
-            if "another cypht-azure run" not in exc.message:
-                raise
+        except envdisk.LockTimeout:
             # Losing the race is not bad input: another run is working on it (exit 1, nothing changed).
             raise OperationFailed(f"{path}: another cypht-azure run has held its lock for more than {wait:.0f} s; "
                                   "nothing was changed.", hint="Wait for the other run to finish, then run again.",

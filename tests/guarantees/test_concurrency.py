@@ -3,11 +3,17 @@ is what the same runs one after another would leave."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cypht_azure import envdisk
+from cypht_azure.errors import OperationFailed
+from cypht_azure.operations.runner import env_read
 from tests.guarantees import invariant
 from tests.guarantees.harness import USER_LINES, Run, base_env, command_args, command_line, seed_provisioned
 
@@ -93,3 +99,21 @@ def test_rotation_waits_for_a_provision_holding_the_lock(emulator: Any, tmp_path
     app = emulator.directory.get_application(app_id=seeded["client_id"])
     assert len(app["passwordCredentials"]) == 1
     invariant.check(emulator, before, runs[-1], command="rotate-secret", after_success=True, require_changed=True)
+
+
+def test_a_lock_held_too_long_is_another_run_not_bad_input(tmp_path: Path) -> None:
+    """The lock wait running out is told apart by its type (envdisk.LockTimeout), not by its wording:
+    exit 1 (OperationFailed) saying nothing was changed, and the file is as it was."""
+    env = tmp_path / ".env"
+    env.write_text("A=1\n")
+    holder = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(holder, fcntl.LOCK_EX)  # another run, holding the folder's lock
+        with pytest.raises(OperationFailed, match="held its lock for more than 0 s; nothing was changed"), \
+                env_read(env, writes=True, wait=0.2):
+            pass
+        with envdisk.open_target(env) as target, pytest.raises(envdisk.LockTimeout), target.locked(0.1):
+            pass
+    finally:
+        os.close(holder)
+    assert env.read_text() == "A=1\n"
