@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 
+from cypht_azure.envdisk.fileio import write_all
+
 LOG_DIR_ENV = "CYPHT_AZURE_LOG_DIR"
 PRIVATE = 0o600          # credentials, state of a user
 ROOT_LOG = 0o640         # root's logs: readable by the group (adm-style), as /var/log/* are
@@ -59,9 +61,7 @@ def write_atomic(path: Path, text: str, mode: int) -> None:
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
         try:
-            os.fchmod(fd, mode)  # the umask must not widen or narrow it
-            os.write(fd, text.encode("utf-8"))
-            os.fsync(fd)
+            _fill(fd, text, mode)
         finally:
             os.close(fd)
         os.replace(temp, path)
@@ -79,12 +79,17 @@ def create_exclusive(path: Path, text: str, mode: int) -> bool:
     except FileExistsError:
         return False
     try:
-        os.fchmod(fd, mode)
-        os.write(fd, text.encode("utf-8"))
-        os.fsync(fd)
+        _fill(fd, text, mode)
     finally:
         os.close(fd)
     return True
+
+
+def _fill(fd: int, text: str, mode: int) -> None:
+    """Give a new file exactly `mode` (the umask must not widen or narrow it), all of `text`, and fsync."""
+    os.fchmod(fd, mode)
+    write_all(fd, text.encode("utf-8"))
+    os.fsync(fd)
 
 
 def append_line(path: Path, line: str, mode: int) -> None:
