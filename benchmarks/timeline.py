@@ -7,7 +7,7 @@ from typing import Any
 
 
 def sign_in_line(output: str) -> str:
-    """The --verbose line that says whether the Graph client waited for sign-in (operations/session.py)."""
+    """The --verbose line that says whether the Graph client waited for sign-in (operations/core/session.py)."""
     for line in output.splitlines():
         if "Graph client ready" in line:
             return "sign-in vs imports: " + line.split(": ", 1)[-1]

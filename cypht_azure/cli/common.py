@@ -153,7 +153,7 @@ class Common:
         """These options with the settings `.env` recorded (operations.settings) under the given ones."""
         from dataclasses import replace
 
-        from cypht_azure.operations import settings
+        from cypht_azure.operations.unattended import settings
 
         given = {name: getattr(self, name) for name in settings.KEYS if hasattr(self, name)}
         return replace(self, **settings.layer(given, self.user_set, recorded))
@@ -431,7 +431,7 @@ def sandbox_banner(out: Output, enabled: bool) -> Iterator[None]:
 def connection(common: Common, out: Output) -> Any:
     """Build operations.session.Connection from the options (starting the sandbox emulator if asked)."""
     from cypht_azure import auth
-    from cypht_azure.operations.session import Connection
+    from cypht_azure.operations.core.session import Connection
 
     if common.sandbox:
         from cypht_azure import sandbox
@@ -469,8 +469,8 @@ def prepare_renewal(common: Common, env_file: Path, *, deploy_hook: list[str] | 
                     own: dict[str, Any]) -> Renewal:
     """Check hooks and webhook URLs before anything happens; what to record in .env (only what was set)."""
     from cypht_azure import envfile
-    from cypht_azure.operations import hooks, settings
-    from cypht_azure.operations import notify as webhooks
+    from cypht_azure.operations.unattended import hooks, settings
+    from cypht_azure.operations.unattended import notify as webhooks
 
     folder = hooks.default_hooks_dir()
     found = tuple(hooks.collect(deploy_hook or [], folder))
@@ -484,7 +484,7 @@ def finish_renewal(common: Common, out: Output, prepared: list[Renewal], command
                    action: Callable[[], T], *, dry_run: bool, app: str | None = None) -> T:
     """Run the command (which appends its Renewal to `prepared` once checked); then, whatever happened,
     write the audit line and send the webhook events, from the outcome `--json` prints."""
-    from cypht_azure.operations import runlog
+    from cypht_azure.operations.unattended import runlog
 
     try:
         result = run(common, out, action)

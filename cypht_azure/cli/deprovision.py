@@ -51,9 +51,9 @@ def deprovision(
         return typer.confirm(question, default=False, err=True)
 
     def action() -> Any:
-        from cypht_azure.operations import envstate
-        from cypht_azure.operations.deprovision import DeprovisionRequest
-        from cypht_azure.operations.runner import run_deprovision
+        from cypht_azure.operations.core import envstate
+        from cypht_azure.operations.core.deprovision import DeprovisionRequest
+        from cypht_azure.operations.core.runner import run_deprovision
 
         request = DeprovisionRequest(env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
                                      purge=purge, dry_run=dry_run, yes=yes)
@@ -84,7 +84,7 @@ def restore(
     def action() -> Any:
         import uuid
 
-        from cypht_azure.operations.runner import run_restore
+        from cypht_azure.operations.core.runner import run_restore
 
         try:
             uuid.UUID(app_id.strip())

@@ -62,8 +62,8 @@ def doctor(
         from cypht_azure.cypht import InvalidInput, parse_providers
         from cypht_azure.durations import parse_duration
         from cypht_azure.errors import InputError
-        from cypht_azure.operations import envstate
-        from cypht_azure.operations.doctor import DoctorRequest, run_doctor
+        from cypht_azure.operations.checks.doctor import DoctorRequest, run_doctor
+        from cypht_azure.operations.core import envstate
 
         within = parse_duration(warn_within, option="--warn-within")
         try:

@@ -27,7 +27,7 @@ def log(
     out = Output(common)
 
     def body() -> Any:
-        from cypht_azure.operations import audit, toolfiles
+        from cypht_azure.operations.unattended import audit, toolfiles
 
         return toolfiles.log_dir() / audit.LOG_NAME, audit.read(count)
 

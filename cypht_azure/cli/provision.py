@@ -115,7 +115,7 @@ def provision(
         cypht-azure provision --sandbox --url https://mail.example.com --env-file ./cypht.env
     """
     out = Output(common)
-    from cypht_azure.operations import envstate
+    from cypht_azure.operations.core import envstate
 
     env_path = envstate.resolve_env_path(env_file)
     prepared: list[Renewal] = []
@@ -124,9 +124,9 @@ def provision(
         from cypht_azure.cypht import InvalidInput, parse_providers
         from cypht_azure.durations import parse_duration, short_lifetime_warning
         from cypht_azure.errors import InputError
-        from cypht_azure.operations import settings
-        from cypht_azure.operations.provision import MAX_SECRET_LIFETIME, ProvisionRequest
-        from cypht_azure.operations.runner import run_provision
+        from cypht_azure.operations.core.provision import MAX_SECRET_LIFETIME, ProvisionRequest
+        from cypht_azure.operations.core.runner import run_provision
+        from cypht_azure.operations.unattended import settings
 
         try:
             providers = parse_providers(provider)

@@ -80,17 +80,17 @@ def rotate_secret(
         cypht-azure rotate-secret --env-file /var/www/cypht/.env --when-due
     """
     out = Output(common)
-    from cypht_azure.operations import envstate
+    from cypht_azure.operations.core import envstate
 
     env_path = envstate.resolve_env_path(env_file)
     prepared: list[Renewal] = []
 
     def action() -> Any:
         from cypht_azure.durations import parse_duration, short_lifetime_warning
-        from cypht_azure.operations import settings
-        from cypht_azure.operations.provision import MAX_SECRET_LIFETIME
-        from cypht_azure.operations.rotate import RotateRequest
-        from cypht_azure.operations.runner import run_rotate
+        from cypht_azure.operations.core.provision import MAX_SECRET_LIFETIME
+        from cypht_azure.operations.core.rotate import RotateRequest
+        from cypht_azure.operations.core.runner import run_rotate
+        from cypht_azure.operations.unattended import settings
 
         recorded = settings.load(env_path)
         layered = common.with_recorded(recorded)

@@ -60,8 +60,8 @@ def schedule(
     out = Output(common)
 
     def body() -> Any:
-        from cypht_azure.operations import envstate
-        from cypht_azure.operations import schedule as op
+        from cypht_azure.operations.core import envstate
+        from cypht_azure.operations.unattended import schedule as op
 
         given = envstate.resolve_env_path(env_file) if env_file or action != Action.show else None
         req = op.ScheduleRequest(given, systemd_dir, cron_file, credentials_file, dry_run)

@@ -64,9 +64,10 @@ def status(
     def action() -> Any:
         from cypht_azure.durations import parse_duration
         from cypht_azure.errors import InputError
-        from cypht_azure.operations import envstate, settings
-        from cypht_azure.operations.runner import run_status, run_status_all
-        from cypht_azure.operations.status import DEFAULT_WARN_WITHIN, StatusRequest
+        from cypht_azure.operations.checks.status import DEFAULT_WARN_WITHIN, StatusRequest
+        from cypht_azure.operations.core import envstate
+        from cypht_azure.operations.core.runner import run_status, run_status_all
+        from cypht_azure.operations.unattended import settings
 
         within = parse_duration(fail_within, option="--fail-within") if fail_within else None
         if prometheus is not None and all_apps:
@@ -92,7 +93,7 @@ def status(
 
     result, within = run(common, out, action)
     if prometheus is not None:
-        from cypht_azure.operations import prometheus as textfile
+        from cypht_azure.operations.unattended import prometheus as textfile
 
         run(common, out, lambda: textfile.update(prometheus, Path(result.env_file), result.env_secret_expires))
     failing = False

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cypht_azure.operations import hooks
+from cypht_azure.operations.unattended import hooks
 
 REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "docs" / "examples" / "deploy-hooks"

@@ -17,10 +17,7 @@ import pytest
 
 from cypht_azure.cli.common import Common, Output
 from cypht_azure.errors import AppNotFound, InputError, NeedsConfirmation
-from cypht_azure.operations.deprovision import DeprovisionResult, RestoreResult
-from cypht_azure.operations.provision import ProvisionResult
-from cypht_azure.operations.rotate import RotateResult
-from cypht_azure.operations.status import (
+from cypht_azure.operations.checks.status import (
     AppSummary,
     Finding,
     ProviderInfo,
@@ -28,7 +25,10 @@ from cypht_azure.operations.status import (
     StatusAllResult,
     StatusResult,
 )
-from cypht_azure.operations.steps import (
+from cypht_azure.operations.core.deprovision import DeprovisionResult, RestoreResult
+from cypht_azure.operations.core.provision import ProvisionResult
+from cypht_azure.operations.core.rotate import RotateResult
+from cypht_azure.operations.core.steps import (
     DONE,
     UNDONE,
     AddSecret,
@@ -251,9 +251,9 @@ def test_validator_catches_mistakes() -> None:
 
 
 def test_finding_codes_in_the_schemas_are_the_catalogues() -> None:
-    from cypht_azure.operations.findings import CATALOGUE, codes_for
+    from cypht_azure.operations.checks.findings import CATALOGUE, codes_for
 
-    source = (REPO / "cypht_azure" / "operations" / "findings.py").read_text(encoding="utf-8")
+    source = (REPO / "cypht_azure" / "operations" / "checks" / "findings.py").read_text(encoding="utf-8")
     assert set(re.findall(r'_make\(\s*"([a-z0-9-]+)"', source)) == set(CATALOGUE)
     for name in ("status", "doctor"):
         documented = set(load(name)["properties"]["findings"]["items"]["properties"]["code"]["enum"])

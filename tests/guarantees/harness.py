@@ -87,9 +87,9 @@ def seed_provisioned(emulator: Emulator, env_file: Path, *, url: str = URL, life
     service principal, one secret named for this .env, and the .env written with the tool's own update
     logic."""
     from cypht_azure.emulator.models import SYSTEM
-    from cypht_azure.operations import envstate
-    from cypht_azure.operations.provision import ProvisionRequest, prepare
-    from cypht_azure.operations.secrets import new_secret_name
+    from cypht_azure.operations.core import envstate
+    from cypht_azure.operations.core.provision import ProvisionRequest, prepare
+    from cypht_azure.operations.core.secrets import new_secret_name
     from cypht_azure.secret import Secret
 
     plan = prepare(ProvisionRequest(url=url, env_file=env_file))

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envdisk, envfile
-from cypht_azure.operations import envstate, settings
-from cypht_azure.operations.secrets import owners_for
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.secrets import owners_for
+from cypht_azure.operations.unattended import settings
 from tests.guarantees.harness import JWT_SHAPE, SECRET_SHAPE
 from tests.tool.php import load_with_symfony
 

@@ -13,7 +13,7 @@ import pytest
 
 from cypht_azure import envdisk
 from cypht_azure.errors import OperationFailed
-from cypht_azure.operations.runner import env_read
+from cypht_azure.operations.core.runner import env_read
 from tests.guarantees import invariant
 from tests.guarantees.harness import USER_LINES, Run, base_env, command_args, command_line, seed_provisioned
 

@@ -1,4 +1,4 @@
-"""SIGKILL at every step boundary (operations/checkpoints.py), then run again: the invariant holds.
+"""SIGKILL at every step boundary (operations/core/checkpoints.py), then run again: the invariant holds.
 
 The CLI is started with CYPHT_AZURE_TEST_PAUSE_AT=<step>; when it gets there it writes the pause file
 and waits; the test kills it with SIGKILL (no clean-up code runs), checks what it left, runs the same
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cypht_azure import envdisk
-from cypht_azure.operations.checkpoints import STEPS
+from cypht_azure.operations.core.checkpoints import STEPS
 from tests.guarantees import invariant
 from tests.guarantees.harness import (
     USER_LINES,
@@ -47,7 +47,7 @@ def test_every_step_is_a_crash_point() -> None:
     from tests.tool.conftest import REPO
 
     called = set()
-    for source in (REPO / "cypht_azure" / "operations").glob("*.py"):
+    for source in (REPO / "cypht_azure" / "operations").rglob("*.py"):
         called |= set(re.findall(r'checkpoint\("([a-z-]+)"\)', source.read_text()))
     covered = {s for steps in REACHED.values() for s in steps}
     assert called <= set(STEPS)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cypht_azure.errors import InputError
-from cypht_azure.operations import hooks
+from cypht_azure.operations.unattended import hooks
 from cypht_azure.secret import Secret
 
 SECRET = "Sx8Q~not-a-real-secret-but-one-we-track-0123456789"

@@ -40,7 +40,7 @@ def provisioned(cli: Cli, env_file: Path) -> dict[str, Any]:
 def _foreign_registration_for_url(emulator: Any) -> dict[str, Any]:
     """A registration that already has the uniqueName provision derives from URL, made by someone else."""
     from cypht_azure.emulator.models import SYSTEM
-    from cypht_azure.operations.provision import ProvisionRequest, prepare
+    from cypht_azure.operations.core.provision import ProvisionRequest, prepare
 
     desired = prepare(ProvisionRequest(url=URL, env_file=Path(".env")))
     body = {"displayName": "Made in the portal", "signInAudience": desired.body["signInAudience"],

@@ -15,11 +15,11 @@ import pytest
 
 from cypht_azure import cypht, envfile
 from cypht_azure.errors import InputError, OperationFailed
-from cypht_azure.operations.deprovision import DeprovisionRequest, plan_deprovision
-from cypht_azure.operations.provision import ProvisionRequest, plan_provision, prepare
-from cypht_azure.operations.rotate import RotateRequest, plan_rotate
-from cypht_azure.operations.secrets import new_secret_name
-from cypht_azure.operations.steps import (
+from cypht_azure.operations.core.deprovision import DeprovisionRequest, plan_deprovision
+from cypht_azure.operations.core.provision import ProvisionRequest, plan_provision, prepare
+from cypht_azure.operations.core.rotate import RotateRequest, plan_rotate
+from cypht_azure.operations.core.secrets import new_secret_name
+from cypht_azure.operations.core.steps import (
     AddSecret,
     CreateRegistration,
     CreateServicePrincipal,

@@ -12,8 +12,8 @@ import pytest
 from cypht_azure import auth
 from cypht_azure.errors import InputError
 from cypht_azure.graph import _graph_error, _retry_after
-from cypht_azure.operations.provision import ProvisionRequest, prepare, registration_patch
-from cypht_azure.operations.session import parse_time
+from cypht_azure.operations.core.provision import ProvisionRequest, prepare, registration_patch
+from cypht_azure.operations.core.session import parse_time
 
 URL = "https://mail.example.com"
 

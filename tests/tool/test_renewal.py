@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cypht_azure.operations import audit
+from cypht_azure.operations.unattended import audit
 from tests.tool.conftest import Cli, cypht_apps
 from tests.tool.test_lifecycle import app_of, rotate, secret_works
 from tests.tool.test_provision import provision, read_env

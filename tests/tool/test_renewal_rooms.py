@@ -14,8 +14,8 @@ import pytest
 
 from cypht_azure import envfile
 from cypht_azure.errors import InputError
-from cypht_azure.operations import audit, notify, settings
-from cypht_azure.operations.secrets import when_due
+from cypht_azure.operations.core.secrets import when_due
+from cypht_azure.operations.unattended import audit, notify, settings
 from cypht_azure.secret import Secret
 from tests.tool.webhooks import WebhookReceiver
 
@@ -177,7 +177,7 @@ def test_bad_notify_urls_are_refused(url: str) -> None:
 
 def test_finish_logs_changes_records_noops_and_notifies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         receiver: WebhookReceiver) -> None:
-    from cypht_azure.operations import runlog
+    from cypht_azure.operations.unattended import runlog
 
     monkeypatch.setenv("CYPHT_AZURE_LOG_DIR", str(tmp_path / "log"))
     env_file = tmp_path / ".env"

@@ -10,8 +10,8 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from cypht_azure.operations import audit
-from cypht_azure.operations.session import parse_time
+from cypht_azure.operations.core.session import parse_time
+from cypht_azure.operations.unattended import audit
 from tests.tool.conftest import Cli
 from tests.tool.test_provision import provision
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cypht_azure.operations.session import poll_interval
+from cypht_azure.operations.core.session import poll_interval
 from tests.tool.conftest import Cli
 from tests.tool.test_provision import URL
 

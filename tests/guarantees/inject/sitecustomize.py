@@ -93,7 +93,7 @@ if os.environ.get("CYPHT_AZURE_TEST_ACT_AT"):
     import time
 
     _STEP = os.environ["CYPHT_AZURE_TEST_ACT_AT"]
-    _CHECKPOINTS = "cypht_azure.operations.checkpoints"
+    _CHECKPOINTS = "cypht_azure.operations.core.checkpoints"
 
     def _act_here() -> None:
         with open(os.environ["CYPHT_AZURE_TEST_PAUSE_FILE"], "w") as marker:

@@ -21,15 +21,15 @@ from typing import Any, TypeVar
 from cypht_azure import cypht, envfile
 from cypht_azure.errors import CyphtAzureError, DeployHookFailed, ExitCode, InputError, OperationFailed
 from cypht_azure.graph import GraphError, GraphUnavailable
-from cypht_azure.operations import envstate, hooks
-from cypht_azure.operations.checkpoints import checkpoint
-from cypht_azure.operations.session import (
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.checkpoints import checkpoint
+from cypht_azure.operations.core.session import (
     Session,
     ensure_service_principal,
     translate_graph_error,
     verify_secret,
 )
-from cypht_azure.operations.steps import (
+from cypht_azure.operations.core.steps import (
     DONE,
     FAILED,
     NOT_RUN,
@@ -52,6 +52,7 @@ from cypht_azure.operations.steps import (
     VerifySecret,
     WriteEnv,
 )
+from cypht_azure.operations.unattended import hooks
 from cypht_azure.secret import Secret
 
 log = logging.getLogger("cypht_azure.apply")

@@ -16,21 +16,27 @@ from typing import Any, TypeVar
 
 from cypht_azure import envdisk, envfile
 from cypht_azure.errors import OperationFailed
-from cypht_azure.operations import envstate
-from cypht_azure.operations.apps import choose_target
-from cypht_azure.operations.checkpoints import checkpoint
-from cypht_azure.operations.deprovision import (
+from cypht_azure.operations.checks.status import (
+    StatusAllResult,
+    StatusRequest,
+    StatusResult,
+    status,
+    status_all,
+)
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.apps import choose_target
+from cypht_azure.operations.core.checkpoints import checkpoint
+from cypht_azure.operations.core.deprovision import (
     DeprovisionRequest,
     DeprovisionResult,
     RestoreResult,
     deprovision,
     restore,
 )
-from cypht_azure.operations.provision import ProvisionRequest, ProvisionResult, prepare, provision
-from cypht_azure.operations.rotate import RotateRequest, RotateResult, check_switch, rotate
-from cypht_azure.operations.session import Connection, Progress, Session, open_session
-from cypht_azure.operations.status import StatusAllResult, StatusRequest, StatusResult, status, status_all
-from cypht_azure.operations.steps import StepRecord
+from cypht_azure.operations.core.provision import ProvisionRequest, ProvisionResult, prepare, provision
+from cypht_azure.operations.core.rotate import RotateRequest, RotateResult, check_switch, rotate
+from cypht_azure.operations.core.session import Connection, Progress, Session, open_session
+from cypht_azure.operations.core.steps import StepRecord
 
 T = TypeVar("T")
 MakeConnection = Callable[[], Connection]

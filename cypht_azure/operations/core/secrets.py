@@ -27,8 +27,8 @@ from typing import Any
 
 from cypht_azure import cypht
 from cypht_azure.errors import OperationFailed
-from cypht_azure.operations import envstate
-from cypht_azure.operations.session import parse_time
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.session import parse_time
 
 # Entra allows at most 2 client secrets on apps that accept personal Microsoft accounts.
 PERSONAL_SECRET_LIMIT = 2

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from cypht_azure.operations import audit, toolfiles
-from cypht_azure.operations.session import parse_time
+from cypht_azure.operations.core.session import parse_time
+from cypht_azure.operations.unattended import audit, toolfiles
 
 EXPIRY = "cypht_azure_secret_expiry_timestamp_seconds"
 LAST_RUN = "cypht_azure_last_run_timestamp_seconds"

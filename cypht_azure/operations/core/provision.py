@@ -22,10 +22,10 @@ from typing import Any
 from cypht_azure import cypht, envfile, rehearsal
 from cypht_azure.durations import describe
 from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError
-from cypht_azure.operations import envstate, hooks
-from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
-from cypht_azure.operations.apps import require_guid
-from cypht_azure.operations.secrets import (
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.apply import Context, apply, rehearse_deploy_hooks
+from cypht_azure.operations.core.apps import require_guid
+from cypht_azure.operations.core.secrets import (
     INSTALLATION_KEY,
     LEFT_BY_INTERRUPTED_RUN,
     MAKES_ROOM,
@@ -35,8 +35,8 @@ from cypht_azure.operations.secrets import (
     owners_for,
     room_for_secret,
 )
-from cypht_azure.operations.session import Session, iso, parse_time, utcnow
-from cypht_azure.operations.steps import (
+from cypht_azure.operations.core.session import Session, iso, parse_time, utcnow
+from cypht_azure.operations.core.steps import (
     AddSecret,
     Applied,
     CreateRegistration,
@@ -54,6 +54,7 @@ from cypht_azure.operations.steps import (
     WriteEnv,
     planned,
 )
+from cypht_azure.operations.unattended import hooks
 from cypht_azure.secret import Secret
 
 DEFAULT_SECRET_LIFETIME = dt.timedelta(days=365)

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from cypht_azure import trust
 from cypht_azure.errors import InputError
-from cypht_azure.operations.session import parse_time
+from cypht_azure.operations.core.session import parse_time
 
 NOTIFY_ENV = "CYPHT_AZURE_NOTIFY"
 EXPIRING_WITHIN = dt.timedelta(days=14)

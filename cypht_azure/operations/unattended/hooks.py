@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cypht_azure.errors import InputError
-from cypht_azure.operations import toolfiles
+from cypht_azure.operations.unattended import toolfiles
 from cypht_azure.secret import Secret
 
 HOOKS_DIR_ENV = "CYPHT_AZURE_HOOKS_DIR"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cypht_azure.operations import toolfiles
+from cypht_azure.operations.unattended import toolfiles
 from cypht_azure.secret import Secret
 
 LOG_NAME = "audit.log"

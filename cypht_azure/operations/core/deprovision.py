@@ -17,12 +17,12 @@ from typing import Any, ClassVar
 
 from cypht_azure import cypht, envfile
 from cypht_azure.errors import AppNotFound, NeedsConfirmation
-from cypht_azure.operations import envstate
-from cypht_azure.operations.apply import Context, apply
-from cypht_azure.operations.apps import Target, fetch_app, find_deleted, require_ours
-from cypht_azure.operations.secrets import Owners, is_tool_secret, mark_of, owners_for
-from cypht_azure.operations.session import Session, parse_time, utcnow
-from cypht_azure.operations.steps import (
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.apply import Context, apply
+from cypht_azure.operations.core.apps import Target, fetch_app, find_deleted, require_ours
+from cypht_azure.operations.core.secrets import Owners, is_tool_secret, mark_of, owners_for
+from cypht_azure.operations.core.session import Session, parse_time, utcnow
+from cypht_azure.operations.core.steps import (
     Applied,
     DeleteRegistration,
     DeleteServicePrincipal,

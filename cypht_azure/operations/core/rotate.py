@@ -24,11 +24,11 @@ from typing import Any
 from cypht_azure import cypht, envfile
 from cypht_azure.durations import describe, time_left
 from cypht_azure.errors import DeployHookFailed, InputError
-from cypht_azure.operations import envstate, hooks
-from cypht_azure.operations.apply import Context, apply, rehearse_deploy_hooks
-from cypht_azure.operations.apps import Target, fetch_app, not_found, require_ours
-from cypht_azure.operations.provision import copy_notes, installation_value, same_value
-from cypht_azure.operations.secrets import (
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.apply import Context, apply, rehearse_deploy_hooks
+from cypht_azure.operations.core.apps import Target, fetch_app, not_found, require_ours
+from cypht_azure.operations.core.provision import copy_notes, installation_value, same_value
+from cypht_azure.operations.core.secrets import (
     LEFT_BY_INTERRUPTED_RUN,
     MAKES_ROOM,
     Owners,
@@ -40,8 +40,8 @@ from cypht_azure.operations.secrets import (
     room_for_secret,
     when_due,
 )
-from cypht_azure.operations.session import Session, iso, parse_time, utcnow
-from cypht_azure.operations.steps import (
+from cypht_azure.operations.core.session import Session, iso, parse_time, utcnow
+from cypht_azure.operations.core.steps import (
     AddSecret,
     Applied,
     EnvValue,
@@ -56,6 +56,7 @@ from cypht_azure.operations.steps import (
     WriteEnv,
     planned,
 )
+from cypht_azure.operations.unattended import hooks
 from cypht_azure.secret import Secret
 
 

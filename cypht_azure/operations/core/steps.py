@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 from cypht_azure.durations import describe
-from cypht_azure.operations.hooks import Hook, HookRun
+from cypht_azure.operations.unattended.hooks import Hook, HookRun
 from cypht_azure.secret import Secret
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from cypht_azure.errors import InputError
-from cypht_azure.operations import toolfiles
+from cypht_azure.operations.unattended import toolfiles
 
 DEFAULT_SYSTEMD_DIR = Path("/etc/systemd/system")
 DEFAULT_CRON_FILE = Path("/etc/cron.d/cypht-azure")

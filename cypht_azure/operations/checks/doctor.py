@@ -27,9 +27,10 @@ from urllib.parse import urlsplit
 
 from cypht_azure import cypht, envdisk, rehearsal
 from cypht_azure.errors import InputError
-from cypht_azure.operations import findings
-from cypht_azure.operations.findings import Finding
-from cypht_azure.operations.session import (
+from cypht_azure.operations.checks import findings
+from cypht_azure.operations.checks.findings import Finding
+from cypht_azure.operations.checks.status import DEFAULT_WARN_WITHIN
+from cypht_azure.operations.core.session import (
     Connection,
     Progress,
     SecretCheck,
@@ -40,7 +41,6 @@ from cypht_azure.operations.session import (
     try_secret,
     utcnow,
 )
-from cypht_azure.operations.status import DEFAULT_WARN_WITHIN
 from cypht_azure.secret import Secret
 
 APP_SELECT = ["id", "appId", "displayName", "signInAudience", "web", "spa", "publicClient", "passwordCredentials",

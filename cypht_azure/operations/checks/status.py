@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envfile
-from cypht_azure.operations import envstate, findings
-from cypht_azure.operations.apps import Target, fetch_app, find_deleted
-from cypht_azure.operations.findings import Finding
-from cypht_azure.operations.secrets import key_id_of, owners_for
-from cypht_azure.operations.session import Session, parse_time, utcnow, verify_secret
+from cypht_azure.operations.checks import findings
+from cypht_azure.operations.checks.findings import Finding
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.apps import Target, fetch_app, find_deleted
+from cypht_azure.operations.core.secrets import key_id_of, owners_for
+from cypht_azure.operations.core.session import Session, parse_time, utcnow, verify_secret
 
 DEFAULT_WARN_WITHIN = dt.timedelta(days=30)
 

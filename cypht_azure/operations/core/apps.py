@@ -8,8 +8,8 @@ from typing import Any
 
 from cypht_azure import cypht, envfile
 from cypht_azure.errors import AppNotFound, InputError
-from cypht_azure.operations import envstate
-from cypht_azure.operations.session import Session
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.core.session import Session
 
 
 @dataclass

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cypht_azure import cypht, envdisk, envfile
-from cypht_azure.operations import audit, envstate, hooks, notify
+from cypht_azure.operations.core import envstate
+from cypht_azure.operations.unattended import audit, hooks, notify
 from cypht_azure.secret import Secret
 
 log = logging.getLogger("cypht_azure.runlog")

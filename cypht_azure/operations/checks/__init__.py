@@ -1,0 +1,1 @@
+"""Checks that read and report, never change: status, doctor, their findings."""

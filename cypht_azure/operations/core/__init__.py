@@ -1,0 +1,1 @@
+"""The plan/apply core: steps, one commit point, the commands' plans, the .env view."""

@@ -1,0 +1,1 @@
+"""The unattended side: recorded settings, schedule, deploy hooks, audit log, webhooks, metrics."""
