@@ -74,10 +74,8 @@ def test_dropped_connection(emulator: Emulator, graph: Graph) -> None:
 
 def test_hang_then_drop_times_the_client_out(emulator: Emulator, graph: Graph) -> None:
     emulator.faults.hang("GET", r"^/v1\.0/applications$", seconds=2)
-    started = time.monotonic()
     with pytest.raises(httpx.TimeoutException):
         graph.get("/applications", timeout=0.3)
-    assert time.monotonic() - started < 1.5
 
 
 def test_token_endpoint_faults_by_kind(emulator: Emulator) -> None:
