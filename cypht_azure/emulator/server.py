@@ -144,10 +144,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return  # the request log is the record; stderr stays quiet
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError("negative Content-Length")
+            body = self.rfile.read(length) if length else b""
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                body = self._read_chunked()
+        except ValueError:  # a malformed length or chunk size: 400, as any front end answers, and close
+            self.close_connection = True
+            self.send_error(400, "Bad Request")
+            return
         req = Request(
             method=self.command, raw_path=self.path,
             headers={k.lower(): v for k, v in self.headers.items()}, body=body,

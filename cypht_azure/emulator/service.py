@@ -100,6 +100,7 @@ class Emulator:
         context = tls.server_context(material, self._workdir)
         handlers = Handlers(self.directory, self.tokens)
         signin = SignInHandlers(self.tokens, self.sign_in)
+        self.tokens.beyond_loopback = not is_loopback(self.bind)
         admin = AdminHandlers(self.tokens, self.faults, self._log, lambda: self.info,
                               loopback_only=is_loopback(self.bind))
         pipeline = Pipeline(Router(handlers, signin, admin, self.tokens, self.store), self.faults, self._log)
@@ -174,6 +175,7 @@ class Emulator:
             "admin_client_secret": seed["admin_client_secret"],
             "admin_user": seed["admin_user"],
             "device_code_client_id": seed["device_code_client_id"],
+            "identity_header": self.tokens.identity_header,
             "state_dir": None if self.state_dir is None else str(self.state_dir),
             "sign_in": self.sign_in,
             "bind": self.bind,
