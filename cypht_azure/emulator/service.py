@@ -265,15 +265,27 @@ def _usage(info: dict[str, Any], info_file: Path) -> str:
         "",
         f"Sign-in ({info['sign_in']}: "
         + ("a browser signs in on the emulator's page" if info["sign_in"] == "page"
-           else "authorize answers at once for the login_hint account") + "); for Cypht's .env:",
-        f"  OUTLOOK_AUTH_URI={cypht_base}/oauth20_authorize.srf",
-        f"  OUTLOOK_TOKEN_URI={cypht_base}/oauth20_token.srf",
-        f"  OFFICE365_AUTH_URI={cypht_base}/common/oauth2/v2.0/authorize",
-        f"  OFFICE365_TOKEN_URI={cypht_base}/common/oauth2/v2.0/token",
+           else "authorize answers at once for the login_hint account") + "); for Cypht's .env, as "
+        + "`provision --emulator-endpoints" + ("" if first is None else f" --emulator-url {cypht_base}")
+        + "` writes them:",
+        # single-quoted, as cypht-azure writes every .env value (symfony/dotenv takes them literally)
+        *(f"  {key}='{value}'" for key, value in cypht_endpoint_lines(cypht_base).items()),
         "",
         "Press Ctrl+C to stop.",
     ]
     return "\n".join(lines)
+
+
+def cypht_endpoint_lines(base: str) -> dict[str, str]:
+    """The endpoint keys of Cypht's two provider blocks for a rehearsal against the emulator at ``base``.
+
+    Cypht asks for its hard-coded ``wl.imap`` scope, which only login.live.com's endpoints grant (the
+    v2.0 ones answer AADSTS650053), so both blocks get the Live endpoints this emulator serves: those
+    of Cypht's defaults (config/oauth2.php), refresh included, as ``provision --emulator-endpoints``
+    writes them for the registration it makes (personal accounts included)."""
+    live = {"AUTH_URI": "/oauth20_authorize.srf", "TOKEN_URI": "/oauth20_token.srf",
+            "REFRESH_URI": "/oauth20_token.srf"}
+    return {f"{block}_{key}": base.rstrip("/") + path for block in ("OUTLOOK", "OFFICE365") for key, path in live.items()}
 
 
 def _lock_state_dir(state_path: Path) -> int:
