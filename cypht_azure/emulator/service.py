@@ -246,7 +246,10 @@ def _usage(info: dict[str, Any], info_file: Path) -> str:
     if not is_loopback(info["bind"]):
         names = ", ".join(info["hosts"]) or "none given"
         lines += [f"  bound to {info['bind']}; certificate names: 127.0.0.1, localhost and {names} (--host)",
-                  "  /_emulator/* answers only with the admin's token (client credentials of AZURE_CLIENT_ID below)"]
+                  "  /_emulator/* answers only with the admin's token (client credentials of AZURE_CLIENT_ID below);",
+                  "  no other token path gives admin rights: /msi/token wants X-IDENTITY-HEADER = identity_header of "
+                  "the details file, a device code waits for the admin's POST /_emulator/devicelogin, federated "
+                  "assertions are refused, the sign-in page refuses administrators"]
     lines += [
         "",
         "Point azure-identity / SDK clients at it:",

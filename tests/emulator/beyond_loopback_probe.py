@@ -126,7 +126,8 @@ def probe(address: str, state: Path) -> dict[str, Any]:
         client.close()
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        banner, _ = proc.communicate(timeout=30)
+    out["banner"] = banner
     return out
 
 

@@ -43,6 +43,7 @@ def test_the_managed_identity_endpoint_wants_the_emulators_identity_header(attac
     assert attacks["cc_no_secret"] == 401 and attacks["cc_wrong_secret"] == 401
     assert attacks["msi_guess"] == 401 and attacks["msi_guess_rights"] is None
     assert attacks["msi_with_header"] == 200  # the header of emulator.json still works
+    assert "X-IDENTITY-HEADER = identity_header of the details file" in attacks["banner"]
 
 
 def test_a_federated_assertion_nobody_signed_gives_no_token(attacks: dict[str, Any]) -> None:
