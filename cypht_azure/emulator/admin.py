@@ -3,7 +3,14 @@
 Bound to loopback, only local clients reach the emulator, and these endpoints answer them without a
 token (and refuse anyone else). Bound beyond loopback (``--bind``), anyone on the network could
 rewrite its faults, so every call must carry the emulator admin's token: a client-credentials token of
-``admin_client_id``, as ``POST /{tenant}/oauth2/v2.0/token`` issues it.
+``admin_client_id``, as ``POST /{tenant}/oauth2/v2.0/token`` issues it for the admin's secret.
+
+Beyond loopback no other token path hands out admin rights (the admin app's token, or a token of a
+user with an administrator role) to someone who lacks the admin's credential (identity.py,
+authorize.py): ``/msi/token`` wants the ``identity_header`` of emulator.json; federated (workload
+identity) assertions, whose issuer's signature the emulator cannot check, are refused; a device code
+waits until the admin approves it here (``POST /_emulator/devicelogin``); the sign-in page, which asks
+no password, refuses administrators.
 """
 
 from __future__ import annotations
@@ -63,7 +70,7 @@ class AdminHandlers:
         return None
 
     def admin_info(self, req: Request, m: Match, caller: Caller | None) -> Response:
-        info = {k: v for k, v in self.info().items() if k != "admin_client_secret"}
+        info = {k: v for k, v in self.info().items() if k not in ("admin_client_secret", "identity_header")}
         return Response.json(200, info, "application/json")
 
     def admin_log(self, req: Request, m: Match, caller: Caller | None) -> Response:
@@ -89,3 +96,15 @@ class AdminHandlers:
         if result is None:
             return Response.empty(204)
         return Response.json(200, result, "application/json")
+
+    def admin_device_login(self, req: Request, m: Match, caller: Caller | None) -> Response:
+        """The emulator's microsoft.com/devicelogin: the admin approves a device code by its user code."""
+        user_code = req.json().get("user_code")
+        if not isinstance(user_code, str) or not user_code.strip():
+            return Response.json(400, {"error": {"code": "BadRequest", "message": "Give the user_code to approve."}},
+                                 "application/json")
+        if not self.tokens.approve_device_code(user_code):
+            return Response.json(404, {"error": {"code": "NotFound",
+                                                 "message": "No pending device code has that user code."}},
+                                 "application/json")
+        return Response.empty(204)

@@ -31,6 +31,7 @@ from .codegrant import (
     digest,
     match_redirect_uri,
 )
+from .directory import ADMIN_DIRECTORY_ROLES
 from .identity import audience_for, resource_of
 from .models import Directory
 from .tenants import Account, Authority, Tenants
@@ -225,6 +226,9 @@ class CodeFlow:
         if found is None:
             raise exc.LoginRefusal(exc.NO_SUCH_WORK_ACCOUNT)
         if found.kind == "work":
+            if self.tokens.beyond_loopback and self._administers(found):
+                # No password is asked here: beyond loopback anyone could sign in as an administrator.
+                raise exc.LoginRefusal(exc.ADMIN_NOT_BEYOND_LOOPBACK)
             if authority.kind == "common" and req.audience == "AzureADMyOrg":
                 raise exc.single_tenant_at_common(req.app_id, req.app_name)
             return found
@@ -235,6 +239,10 @@ class CodeFlow:
         if req.audience == "AzureADMyOrg":
             raise exc.not_for_consumers_page()
         return found
+
+    def _administers(self, account: Account) -> bool:
+        user = self.directory.user_by_key(account.login) or {}
+        return bool(set(user.get("_roles") or ()) & ADMIN_DIRECTORY_ROLES)
 
     def _check_scopes_exist(self, req: AuthorizeRequest, account: Account) -> None:
         """Unknown scopes, found once the user is known (signin.md §2.4 step 5, §2.7)."""

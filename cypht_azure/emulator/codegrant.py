@@ -290,13 +290,12 @@ def digest(value: str) -> str:
 def pkce_matches(challenge: str, method: str, verifier: str | None) -> bool:
     """RFC 7636 §4.6: S256 is BASE64URL(SHA256(verifier)) without padding; anything else compares as plain
     (signin.md §2.1: both are accepted, and a challenge without a method is plain)."""
-    if not verifier:
+    if not verifier or not verifier.isascii():  # RFC 7636 §4.1: a verifier is ASCII; anything else is no match
         return False
     if method.upper() == "S256":
-        hashed = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
-        expected = base64.urlsafe_b64encode(hashed).rstrip(b"=").decode()
-        return hmac.compare_digest(expected, challenge)
-    return hmac.compare_digest(verifier, challenge)
+        hashed = hashlib.sha256(verifier.encode("ascii")).digest()
+        return hmac.compare_digest(base64.urlsafe_b64encode(hashed).rstrip(b"="), challenge.encode())
+    return hmac.compare_digest(verifier.encode(), challenge.encode())  # bytes: a challenge may be non-ASCII
 
 
 def match_redirect_uri(app: Mapping[str, Any], uri: str, *, exact_only: bool) -> str | None:

@@ -308,6 +308,11 @@ class ErrorPage(AuthorizeError):
         self.heading = heading
 
 
+ADMIN_NOT_BEYOND_LOOPBACK = (
+    "This emulator listens beyond loopback, and its sign-in page asks no password: accounts with an "
+    "administrator role do not sign in here. Sign in with another account, or run the emulator on loopback.")
+
+
 class LoginRefusal(AuthorizeError):
     """The login form refuses the account in place, with no redirect (signin.md §2.6)."""
 

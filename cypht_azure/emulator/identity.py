@@ -102,7 +102,16 @@ class TokenService:
         from .authorize import CodeFlow  # it mints its tokens here: a cycle only at import time
 
         self.directory = directory
+        # Bound beyond loopback (--bind), no token path hands out admin rights without the admin's
+        # credential: see :mod:`.admin` for the rules; the emulator sets this when it starts.
+        self.beyond_loopback = False
         self.code_flow = CodeFlow(directory, self)
+
+    @property
+    def identity_header(self) -> str:
+        """The managed identity endpoint's ``X-IDENTITY-HEADER`` secret (App Service's IDENTITY_HEADER),
+        derived from the state's signing key so that every process serving the state agrees on it."""
+        return hmac.new(self.directory.signing_key, b"managed-identity-header", hashlib.sha256).hexdigest()[:40]
 
     # ------------------------------------------------------------ discovery
 
@@ -250,6 +259,11 @@ class TokenService:
         tid = self.directory.tenant_id
         if not identity_header:
             raise exc.TokenError(400, "invalid_request", 0, "The X-IDENTITY-HEADER header is missing.")
+        if self.beyond_loopback and not hmac.compare_digest(identity_header.encode(), self.identity_header.encode()):
+            raise exc.TokenError(
+                401, "unauthorized_client", 0,
+                "The X-IDENTITY-HEADER header is not this emulator's. It listens beyond loopback: give the "
+                "identity_header of emulator.json (App Service's IDENTITY_HEADER).")
         resource = query.get("resource", "")
         audience = audience_for(resource)
         if audience is None:
@@ -309,6 +323,13 @@ class TokenService:
         )
 
     def _check_federated_assertion(self, app: dict[str, Any], payload: dict[str, Any]) -> None:
+        if self.beyond_loopback:
+            # The issuer's signature is never checked (its keys are not fetched): anyone who knows a
+            # federated credential's issuer and subject could make such an assertion.
+            raise exc.bad_assertion(
+                50013, "Assertion failed signature validation. [Reason - This emulator listens beyond loopback "
+                "and does not fetch the issuer's keys: federated credentials are honoured only when it is "
+                "bound to loopback.]")
         issuer, subject, aud = payload.get("iss"), payload.get("sub"), payload.get("aud")
         audiences = aud if isinstance(aud, list) else [aud]
         for fic in app.get("_fics") or []:
@@ -349,18 +370,36 @@ class TokenService:
             data["device_codes"][_digest(device_code)] = {
                 "client_id": client_id, "scope": form["scope"], "approve_at": moment + float(flow["delay"]),
                 "expires": moment + 900, "approver": flow["approver"], "decline": bool(flow["decline"]),
+                # Beyond loopback nobody signs in by waiting: the admin approves this user code.
+                "user_code": _digest(user_code), "approved": not self.beyond_loopback,
             }
             store.mark_dirty()
             interval = int(data["options"].get("device_code_interval", 5))
+        message = ("To sign in, use a web browser to open the page https://microsoft.com/devicelogin and "
+                   f"enter the code {user_code} to authenticate.")
+        if self.beyond_loopback:
+            message += (f" (This emulator listens beyond loopback: its admin approves the code with "
+                        f"POST {base}/_emulator/devicelogin {{\"user_code\": \"{user_code}\"}}.)")
         return {
             "user_code": user_code,
             "device_code": device_code,
             "verification_uri": "https://microsoft.com/devicelogin",
             "expires_in": 900,
             "interval": interval,
-            "message": "To sign in, use a web browser to open the page https://microsoft.com/devicelogin and "
-                       f"enter the code {user_code} to authenticate.",
+            "message": message,
         }
+
+    def approve_device_code(self, user_code: str) -> bool:
+        """The admin's approval of a pending device-code sign-in (beyond loopback); False: no such code."""
+        wanted = _digest(user_code.strip().upper())
+        store = self.directory.store
+        with store.write() as data:
+            for entry in data["device_codes"].values():
+                if entry.get("user_code") == wanted and entry["expires"] > time.time():
+                    entry["approved"] = True
+                    store.mark_dirty()
+                    return True
+        return False
 
     def _device_code_grant(self, tid: str, form: Mapping[str, str], base: str) -> dict[str, Any]:
         code = form.get("device_code", "")
@@ -372,7 +411,7 @@ class TokenService:
             moment = time.time()
             if moment > entry["expires"]:
                 raise exc.expired_device_code()
-            if moment < entry["approve_at"]:
+            if moment < entry["approve_at"] or not entry.get("approved", True):
                 raise exc.authorization_pending()
             if entry["decline"]:
                 raise exc.authorization_declined()

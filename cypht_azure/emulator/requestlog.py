@@ -17,6 +17,7 @@ class LogEntry:
     grant_type: str | None = None
     client_id: str | None = None
     fault: str | None = None  # "drop", "hang", "status", "replication_lag", "secret_activation" when injected
+    error: str | None = None  # a refusal's code: "AADSTS7000215", Graph's "Authorization_RequestDenied", ...
     duration_ms: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:

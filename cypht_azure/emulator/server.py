@@ -8,6 +8,7 @@ Content-Length on every answer.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import ssl
 import sys
@@ -16,6 +17,7 @@ import time
 import traceback
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 from . import exceptions as exc
 from . import urls
@@ -127,10 +129,42 @@ class Pipeline:
             client_id = req.query.get("client_id")
         self.log.append(LogEntry(
             method=req.method, path=req.raw_path, status=resp.status, kind=kind, timestamp=time.time(),
-            grant_type=grant_type, client_id=client_id, fault=fault,
+            grant_type=grant_type, client_id=client_id, fault=fault, error=refusal_code(resp),
             duration_ms=round((time.monotonic() - started) * 1000, 3),
         ))
         return resp
+
+
+_AADSTS = re.compile(r"^AADSTS(\d+)")
+
+
+def refusal_code(resp: Response) -> str | None:
+    """The code of a refused request, for the log: ``AADSTS<n>`` when there is one, else the OAuth
+    ``error`` or Graph's error code; from a JSON body, an error redirect, or an error page. Only codes:
+    never a description (which may echo what was sent), a secret or a token."""
+    if resp.error_code:
+        return resp.error_code
+    payload = resp.payload
+    if resp.status >= 400 and isinstance(payload, dict):
+        codes = payload.get("error_codes")
+        if isinstance(codes, list) and codes and codes[0]:
+            return f"AADSTS{codes[0]}"
+        error = payload.get("error")
+        if isinstance(error, dict):  # Graph, ARM and the admin endpoints
+            return str(error.get("code") or resp.status)
+        if isinstance(error, str):
+            found = _AADSTS.match(str(payload.get("error_description") or ""))
+            return f"AADSTS{found.group(1)}" if found else error
+        return f"HTTP {resp.status}"  # App Service's managed identity errors carry only a message
+    if resp.status == 302:  # an error sent back to the redirect URI, or to Live's err.srf
+        parts = urlsplit(resp.headers.get("Location", ""))
+        params = dict(parse_qsl(parts.query)) | dict(parse_qsl(parts.fragment))
+        if "error" in params and "code" not in params:
+            found = _AADSTS.match(params.get("error_description", ""))
+            return f"AADSTS{found.group(1)}" if found else params["error"]
+    if resp.status >= 400:
+        return f"HTTP {resp.status}"
+    return None
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -144,10 +178,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
         return  # the request log is the record; stderr stays quiet
 
     def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            body = self._read_chunked()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length < 0:
+                raise ValueError("negative Content-Length")
+            body = self.rfile.read(length) if length else b""
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                body = self._read_chunked()
+        except ValueError:  # a malformed length or chunk size: 400, as any front end answers, and close
+            self.close_connection = True
+            self.send_error(400, "Bad Request")
+            return
         req = Request(
             method=self.command, raw_path=self.path,
             headers={k.lower(): v for k, v in self.headers.items()}, body=body,

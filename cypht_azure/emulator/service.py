@@ -100,6 +100,7 @@ class Emulator:
         context = tls.server_context(material, self._workdir)
         handlers = Handlers(self.directory, self.tokens)
         signin = SignInHandlers(self.tokens, self.sign_in)
+        self.tokens.beyond_loopback = not is_loopback(self.bind)
         admin = AdminHandlers(self.tokens, self.faults, self._log, lambda: self.info,
                               loopback_only=is_loopback(self.bind))
         pipeline = Pipeline(Router(handlers, signin, admin, self.tokens, self.store), self.faults, self._log)
@@ -174,6 +175,7 @@ class Emulator:
             "admin_client_secret": seed["admin_client_secret"],
             "admin_user": seed["admin_user"],
             "device_code_client_id": seed["device_code_client_id"],
+            "identity_header": self.tokens.identity_header,
             "state_dir": None if self.state_dir is None else str(self.state_dir),
             "sign_in": self.sign_in,
             "bind": self.bind,
@@ -244,7 +246,10 @@ def _usage(info: dict[str, Any], info_file: Path) -> str:
     if not is_loopback(info["bind"]):
         names = ", ".join(info["hosts"]) or "none given"
         lines += [f"  bound to {info['bind']}; certificate names: 127.0.0.1, localhost and {names} (--host)",
-                  "  /_emulator/* answers only with the admin's token (client credentials of AZURE_CLIENT_ID below)"]
+                  "  /_emulator/* answers only with the admin's token (client credentials of AZURE_CLIENT_ID below);",
+                  "  no other token path gives admin rights: /msi/token wants X-IDENTITY-HEADER = identity_header of "
+                  "the details file, a device code waits for the admin's POST /_emulator/devicelogin, federated "
+                  "assertions are refused, the sign-in page refuses administrators"]
     lines += [
         "",
         "Point azure-identity / SDK clients at it:",
@@ -263,15 +268,27 @@ def _usage(info: dict[str, Any], info_file: Path) -> str:
         "",
         f"Sign-in ({info['sign_in']}: "
         + ("a browser signs in on the emulator's page" if info["sign_in"] == "page"
-           else "authorize answers at once for the login_hint account") + "); for Cypht's .env:",
-        f"  OUTLOOK_AUTH_URI={cypht_base}/oauth20_authorize.srf",
-        f"  OUTLOOK_TOKEN_URI={cypht_base}/oauth20_token.srf",
-        f"  OFFICE365_AUTH_URI={cypht_base}/common/oauth2/v2.0/authorize",
-        f"  OFFICE365_TOKEN_URI={cypht_base}/common/oauth2/v2.0/token",
+           else "authorize answers at once for the login_hint account") + "); for Cypht's .env, as "
+        + "`provision --emulator-endpoints" + ("" if first is None else f" --emulator-url {cypht_base}")
+        + "` writes them:",
+        # single-quoted, as cypht-azure writes every .env value (symfony/dotenv takes them literally)
+        *(f"  {key}='{value}'" for key, value in cypht_endpoint_lines(cypht_base).items()),
         "",
         "Press Ctrl+C to stop.",
     ]
     return "\n".join(lines)
+
+
+def cypht_endpoint_lines(base: str) -> dict[str, str]:
+    """The endpoint keys of Cypht's two provider blocks for a rehearsal against the emulator at ``base``.
+
+    Cypht asks for its hard-coded ``wl.imap`` scope, which only login.live.com's endpoints grant (the
+    v2.0 ones answer AADSTS650053), so both blocks get the Live endpoints this emulator serves: those
+    of Cypht's defaults (config/oauth2.php), refresh included, as ``provision --emulator-endpoints``
+    writes them for the registration it makes (personal accounts included)."""
+    live = {"AUTH_URI": "/oauth20_authorize.srf", "TOKEN_URI": "/oauth20_token.srf",
+            "REFRESH_URI": "/oauth20_token.srf"}
+    return {f"{block}_{key}": base.rstrip("/") + path for block in ("OUTLOOK", "OFFICE365") for key, path in live.items()}
 
 
 def _lock_state_dir(state_path: Path) -> int:

@@ -159,4 +159,6 @@ class SignInHandlers:
         message = error.text if error.aadsts else f"{error.error}: {error.description}"
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         body = pages.error(error.title, error.heading, message, req.request_id, req.client_request_id, stamp)
-        return Response.html(200, body, **NO_STORE)
+        page = Response.html(200, body, **NO_STORE)
+        page.error_code = f"AADSTS{error.aadsts}" if error.aadsts else error.error
+        return page

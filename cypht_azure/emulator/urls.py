@@ -51,6 +51,7 @@ ROUTES: list[Route] = [
     _r("GET DELETE", r"/_emulator/log", "admin_log", "admin"),
     _r("GET DELETE", r"/_emulator/faults", "admin_faults", "admin"),
     _r("POST", r"/_emulator/faults/(?P<verb>[a-z_]+)", "admin_fault_verb", "admin"),
+    _r("POST", r"/_emulator/devicelogin", "admin_device_login", "admin"),
     # Microsoft Graph v1.0
     _r("GET", r"/v1\.0/applications/\$count", "applications_count"),
     _r("GET POST", r"/v1\.0/applications", "applications"),

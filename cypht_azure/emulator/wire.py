@@ -69,6 +69,7 @@ class Response:
     body: bytes = b""
     payload: Any = None  # the JSON object behind ``body``, for the fault layer to inspect
     action: str | None = None  # "drop": close the connection without answering
+    error_code: str | None = None  # a refusal the body does not name in JSON (an HTML error page): for the log
 
     @classmethod
     def json(cls, status: int, payload: Any, content_type: str = GRAPH_JSON, **headers: str) -> Response:

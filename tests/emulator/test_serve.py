@@ -127,8 +127,49 @@ def test_the_banner_commands_work_as_printed(tmp_path: Path) -> None:
     finally:
         _stop(proc)
     printed = "\n".join(out_lines)
-    assert f"OUTLOOK_AUTH_URI={info['authority_host']}/oauth20_authorize.srf" in printed
+    assert f"OUTLOOK_AUTH_URI='{info['authority_host']}/oauth20_authorize.srf'" in printed
     assert "Sign-in (page:" in printed
+
+
+def _banner(proc: subprocess.Popen[str]) -> list[str]:
+    lines: list[str] = []
+    while len(lines) < 60:  # the banner is printed in one write before emulator.json is read
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line or line.startswith("Press Ctrl+C"):
+            break
+        lines.append(line.rstrip("\n"))
+    return lines
+
+
+def test_the_banners_lines_for_cypht_are_what_provision_emulator_endpoints_writes(tmp_path: Path) -> None:
+    """Issue 19 item 13: the banner printed v2 endpoints for OFFICE365 (AADSTS650053 with Cypht's wl.imap)
+    and no *_REFRESH_URI; it prints exactly the endpoint lines the rehearsal's provision writes."""
+    from tests.tool.conftest import clean_environ
+
+    state = tmp_path / "state"
+    proc, info = _start(state, "--host", "cypht-emulator.test")
+    try:
+        home = tmp_path / "home"
+        home.mkdir()
+        env = clean_environ(home)
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}"
+        banner = _banner(proc)
+        commands = [line.strip() for line in banner if line.startswith(("  export ", "  cypht-azure provision "))]
+        # the rehearsal: the banner's own provision command with the options its Cypht lines name
+        rehearsal = re.search(r"`provision (--emulator-endpoints --emulator-url \S+)` writes them", "\n".join(banner))
+        assert rehearsal, banner
+        commands[-1] += " " + rehearsal.group(1)
+        r = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(commands) + "\n"], cwd=tmp_path, env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        _stop(proc)
+    printed = [line.strip() for line in banner if re.match(r"  (OUTLOOK|OFFICE365)_", line)]
+    written = [line for line in (tmp_path / "cypht.env").read_text().splitlines()
+               if re.match(r"(OUTLOOK|OFFICE365)_(AUTH|TOKEN|REFRESH)_URI=", line)]
+    assert printed == written and len(written) == 6, (printed, written)
+    port = info["authority_host"].rsplit(":", 1)[1]
+    assert f"OFFICE365_AUTH_URI='https://cypht-emulator.test:{port}/oauth20_authorize.srf'" in printed
 
 
 def test_host_names_go_into_the_certificate_and_the_ca_is_kept(tmp_path: Path) -> None:
@@ -188,4 +229,4 @@ def test_the_commands_sign_in_switch(tmp_path: Path) -> None:
         out, _ = _stop(proc)
     assert "Sign-in (auto:" in out
     port = info["authority_host"].rsplit(":", 1)[1]
-    assert f"OUTLOOK_AUTH_URI=https://cypht-emulator.test:{port}/oauth20_authorize.srf" in out  # what Cypht uses
+    assert f"OUTLOOK_AUTH_URI='https://cypht-emulator.test:{port}/oauth20_authorize.srf'" in out  # what Cypht uses

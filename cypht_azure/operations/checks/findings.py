@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from cypht_azure import cypht
 from cypht_azure.durations import describe
@@ -198,12 +199,22 @@ def cypht_scope(audience: str) -> Finding:
 
 
 def scope_invalid(key: str, uri: str) -> Finding:
-    return _make(
-        "scope-invalid",
-        f"{key}={uri} is a v2.0 endpoint: there Cypht's scope wl.imap names a Microsoft Graph permission that does "
-        "not exist, so work and school accounts are sent back with invalid_client AADSTS650053.",
-        "Cypht as shipped works only with login.live.com (personal accounts): remove the *_AUTH_URI, *_TOKEN_URI "
-        "and *_REFRESH_URI overrides.")
+    message = (f"{key}={uri} is a v2.0 endpoint: there Cypht's scope wl.imap names a Microsoft Graph permission "
+               "that does not exist, so work and school accounts are sent back with invalid_client AADSTS650053.")
+    parts = urlsplit(uri.strip())
+    host = (parts.hostname or "").lower()
+    if host in cypht.DIRECTORY_LOGIN_HOSTS or host == cypht.LIVE_HOST:
+        return _make("scope-invalid", message,
+                     "Cypht as shipped works only with login.live.com (personal accounts): remove the *_AUTH_URI, "
+                     "*_TOKEN_URI and *_REFRESH_URI overrides.")
+    # Another server (an emulator, in a rehearsal): Cypht's defaults would leave it for the real login.live.com.
+    prefix = key.removesuffix("_AUTH_URI")
+    live = cypht.live_endpoints_at(f"{parts.scheme}://{parts.netloc}")
+    return _make("scope-invalid", message,
+                 "Cypht as shipped works only with login.live.com's endpoints, which this server (an emulator, in a "
+                 "rehearsal) serves too: set " + " ".join(f"{prefix}_{name}={url}" for name, url in live.items())
+                 + " (as `provision --emulator-endpoints` writes them). Removing the overrides would send Cypht to "
+                 "the real login.live.com.")
 
 
 def scope_unverified(key: str, uri: str) -> Finding:
