@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.tool.asroot import AS_WWW_DATA, in_namespace
 from tests.tool.conftest import REPO, CliResult, clean_environ
 
-AS_WWW_DATA = ["setpriv", "--reuid=www-data", "--regid=www-data", "--clear-groups"]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="plays root and www-data: needs root")
 
 
@@ -284,17 +284,6 @@ def test_the_header_names_the_command_that_removes_it(home: Path, tmp_path: Path
     removed = run(home, *words[1:])
     assert removed.returncode == 0, removed
     assert not list(units.glob("*"))
-
-
-def in_namespace(tmp_path: Path) -> list[str]:
-    """Run as root in a private mount namespace whose /etc is an overlay (writes land in tmp_path) and
-    whose /var/log is empty: the defaults of a root install, without touching this machine's."""
-    upper, work = tmp_path / "etc-upper", tmp_path / "etc-work"
-    upper.mkdir(exist_ok=True)
-    work.mkdir(exist_ok=True)
-    script = (f"mount -t overlay overlay -o lowerdir=/etc,upperdir={upper},workdir={work} /etc && "
-              'mount -t tmpfs tmpfs /var/log && exec "$@"')
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
 
 
 def test_remove_disables_and_deletes_the_copies_in_etc_systemd_system(home: Path, tmp_path: Path) -> None:

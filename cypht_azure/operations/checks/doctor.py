@@ -140,7 +140,9 @@ class DoctorResult:
 def read_provider(provider: str, file_values: Mapping[str, str], environ: Mapping[str, str],
                   login_hint: str | None) -> ProviderReport:
     s = cypht.read_settings(provider, file_values, environ)
-    keys = [KeyReport(v.key, v.source, v.shadowed, None if suffix == "CLIENT_SECRET" else v.value)
+    # Shown: what .env says. A value the process environment sets is named (shadowing), never shown.
+    keys = [KeyReport(v.key, v.source, v.shadowed,
+                      None if suffix == "CLIENT_SECRET" or v.source == "environment" else v.value)
             for suffix, v in s.items()]
     auth_uri, client_id, client_uri = s["AUTH_URI"].value, s["CLIENT_ID"].value, s["CLIENT_URI"].value
     ep = cypht.parse_endpoint(auth_uri)
@@ -388,7 +390,10 @@ def run_doctor(req: DoctorRequest, make_connection: Any, progress: Progress,
     if not req.env_file.is_file():
         raise InputError(f"{req.env_file} does not exist or is not a file (Cypht would show '.env file not "
                          "found' and use its defaults).", hint="Give Cypht's .env with --env-file.")
-    doc = envdisk.load(req.env_file, environ=environ)  # $VAR expansions read the environment, as Cypht's do
+    # $VAR expansions are not filled in from this process's environment: it is the operator's (it may hold
+    # the admin's AZURE_CLIENT_SECRET), not the one Cypht runs in, and a .env the web server user writes
+    # could print any of it. A reference to the environment stays empty, as in an environment without it.
+    doc = envdisk.load(req.env_file)
     values = doc.as_dict()
     reports = [read_provider(p, values, environ, req.login_hint) for p in req.providers]
     secrets: dict[str, tuple[Secret | None, str | None]] = {}
