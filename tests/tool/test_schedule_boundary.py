@@ -385,3 +385,41 @@ def test_root_schedule_for_a_www_data_env_rotates_and_keeps_the_credential_from_
     keys = [c["keyId"].lower() for c in emulator.directory.data["applications"][seeded["object_id"].lower()]  # type: ignore[attr-defined]
             ["passwordCredentials"]]
     assert keys == [new_id.group(1).strip("'\"").lower()]
+
+
+def test_root_cron_job_for_a_www_data_env_rotates(home: Path, tmp_path: Path, emulator: object) -> None:
+    """The same where systemd is absent: the cron line, run as cron runs it (root, /bin/sh, the file's
+    PATH), rotates the secret; its credentials are root's alone."""
+    from tests.guarantees.harness import seed_provisioned
+    from tests.tool.test_renewal import age_secret
+
+    env_file = tmp_path / "www" / "cypht" / ".env"
+    seeded = seed_provisioned(emulator, env_file, lifetime_days=20)  # type: ignore[arg-type]
+    age_secret(emulator, seeded["object_id"], seeded["key_id"], left=0.2, lifetime_days=20)
+    for path in (tmp_path / "www", env_file.parent, env_file):
+        os.chown(path, 33, 33)
+    cron = tmp_path / "cron.d" / "cypht-azure"
+    ns = in_namespace(tmp_path)
+    r = run(home, "schedule", "install", "--env-file", str(env_file), "--cron-file", str(cron), prefix=ns)
+    assert r.returncode == 0, r
+    text = cron.read_text()
+    user, command = cron_job(text)
+    assert user == "root"
+    creds = Path(shlex.split(re.search(r"set -a; (\. \S+);", command).group(1))[1])  # type: ignore[union-attr]
+    assert creds.parent == Path("/etc/cypht-azure/credentials")
+    on_disk = tmp_path / "etc-upper" / creds.relative_to("/etc")
+    assert (stat.S_IMODE(on_disk.stat().st_mode), on_disk.stat().st_uid) == (0o600, 0)
+    info = emulator.info  # type: ignore[attr-defined]
+    with on_disk.open("a") as f:
+        f.write(f"CYPHT_AZURE_AUTH=environment\nAZURE_TENANT_ID={info['tenant_id']}\n"
+                f"AZURE_CLIENT_ID={info['admin_client_id']}\nAZURE_CLIENT_SECRET='{info['admin_client_secret']}'\n"
+                f"CYPHT_AZURE_AUTHORITY_HOST={info['authority_host']}\nCYPHT_AZURE_GRAPH_URL={info['graph_url']}\n"
+                f"CYPHT_AZURE_CA_FILE={info['ca_file']}\n")
+    stolen = subprocess.run([*ns, *AS_WWW_DATA, "cat", str(creds)], capture_output=True, text=True)
+    assert stolen.returncode != 0 and info["admin_client_secret"] not in stolen.stdout, stolen
+    cron_env = dict(line.split("=", 1) for line in text.splitlines() if re.match(r"^[A-Z]+=", line))
+    job = subprocess.run([*ns, "/bin/sh", "-c", command], capture_output=True, text=True, timeout=120, cwd="/",
+                         env={**cron_env, "HOME": "/root", "LOGNAME": "root"})
+    assert job.returncode == 0, job.stderr
+    after = env_file.read_text()
+    assert seeded["key_id"] not in after and seeded["secret"] not in after
