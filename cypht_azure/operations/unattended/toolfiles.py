@@ -111,16 +111,6 @@ def _fill(fd: int, text: str, mode: int) -> None:
     os.fsync(fd)
 
 
-def append_line(path: Path, line: str, mode: int) -> None:
-    """Append one line with one write (O_APPEND: concurrent runs never interleave inside a line)."""
-    ensure_dir(path.parent)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, (line.rstrip("\n") + "\n").encode("utf-8"))
-    finally:
-        os.close(fd)
-
-
 # --- root's own files: opened only in a folder no one else can change, never through a link ------------------
 
 LOCK_POLL_SECONDS = 0.05
