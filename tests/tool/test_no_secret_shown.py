@@ -30,10 +30,14 @@ def test_doctor_prints_no_value_of_its_own_environment(cli: Cli, emulator: Any, 
     with env_file.open("a") as f:
         f.write('OUTLOOK_CLIENT_URI="${AZURE_CLIENT_SECRET}"\nOFFICE365_CLIENT_URI=${AZURE_CLIENT_SECRET}\n')
     admin_secret = emulator.info["admin_client_secret"]
+    # and one of Cypht's own keys set in the process environment: named as shadowing, its value not shown
+    marker = "https://mail.example.com/?from-the-operators-environment=" + "z" * 12
     for extra in ([], ["--json"]):
-        r = cli("doctor", "--env-file", str(env_file), *extra)
+        r = cli("doctor", "--env-file", str(env_file), *extra, env={"OFFICE365_CLIENT_ID": marker})
         assert r.returncode in (0, 6), r
         assert admin_secret not in r.stdout and admin_secret not in r.stderr, r
+        assert marker not in r.stdout and marker not in r.stderr, r
+    assert "OFFICE365_CLIENT_ID" in r.json["providers"][1]["shadowed"]
 
 
 def paused(pause: Path, proc: subprocess.Popen[bytes], seconds: float = 60) -> bool:
