@@ -120,13 +120,18 @@ class UntrustedFolder(OSError):
     """A folder of ours that another user could change: nothing of ours is written there."""
 
 
-def trust_problem(st: os.stat_result, path: Path) -> str | None:
+def trust_problem(st: os.stat_result, path: Path, *, group_may_write: bool = False) -> str | None:
     """cron's and sudo's rule for one folder: owned by root or by us, writable by no one else (a root
-    folder with the sticky bit, as /tmp, lets others add entries but never replace ours)."""
+    folder with the sticky bit, as /tmp, lets others add entries but never replace ours).
+
+    `group_may_write` relaxes it for the folders above ours, which some systems make group-writable
+    (Ubuntu's /var/log is root:syslog 0775): a folder swapped in below them is caught by the check of
+    our own folder after it is opened."""
     if st.st_uid not in (0, os.geteuid()):
         return f"{path} is owned by uid {st.st_uid}, not by root or this user"
     mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o022 and not (mode & stat.S_ISVTX and st.st_uid == 0):
+    writable = mode & (0o002 if group_may_write else 0o022)
+    if writable and not (mode & stat.S_ISVTX and st.st_uid == 0):
         return f"{path} is writable by its group or others (mode {mode:04o})"
     return None
 
@@ -140,7 +145,7 @@ class SafeFolder:
             existing = Path(os.path.abspath(path))
             while not existing.exists() and existing != existing.parent:
                 existing = existing.parent
-            self._check_chain(existing)  # before creating anything below it
+            self._check_chain(existing, ours=existing == Path(os.path.abspath(path)))  # before creating below it
             ensure_dir(Path(path), public=public)
         self.path = self._check_chain(Path(path))
         self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
@@ -150,12 +155,12 @@ class SafeFolder:
             raise UntrustedFolder(why)
 
     @staticmethod
-    def _check_chain(path: Path) -> Path:
+    def _check_chain(path: Path, *, ours: bool = True) -> Path:
         """The real path, after checking it folder by folder: a link on the way counts as what it names
         and is only as safe as the folder holding it, which is checked too."""
         real = Path(os.path.realpath(path))
         for folder in [*reversed(real.parents), real]:
-            why = trust_problem(os.lstat(folder), folder)
+            why = trust_problem(os.lstat(folder), folder, group_may_write=not (ours and folder == real))
             if why:
                 raise UntrustedFolder(f"{why}; another user could redirect or block what cypht-azure writes there")
         return real
