@@ -59,6 +59,9 @@ _register()
 
 
 def main() -> None:
+    from cypht_azure.secret import no_core_dumps
+
+    no_core_dumps()
     # Optional packages httpcore imports whenever they are installed, which we never use: h2 (our
     # Graph client speaks HTTP/1.1; msgraph-core's httpx[http2] installs it: 1.4 MiB and ~10 ms) and
     # trio (we run on asyncio; a selenium or similar in the same environment brings it: ~4 MiB and 50

@@ -346,6 +346,11 @@ def run(common: Common, out: Output, action: Callable[[], T]) -> T:
     from cypht_azure.cli.logs import configure_logging
 
     configure_logging(common)
+    if common.sandbox:
+        from cypht_azure import sandbox
+        from cypht_azure.operations.unattended import toolfiles
+
+        toolfiles.log_in_sandbox(common.sandbox_dir or sandbox.default_dir())
     try:
         return action()
     except CyphtAzureError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Annotated, Any
 
 import typer
@@ -85,19 +86,23 @@ def doctor(
 
 
 def render(result: Any, out: Output) -> None:
-    out.note(out.bold(f"Cypht's sign-in with {result.env_file}")
+    def say(text: str) -> None:  # nothing the process environment set is shown (doctor.FROM_ENVIRONMENT)
+        out.note(result.redact(text))
+
+    say(out.bold(f"Cypht's sign-in with {result.env_file}")
              + (f"  (tenant {result.tenant_id})" if result.tenant_id else ""))
     for p in result.providers:
-        out.note("")
+        say("")
         verdict = "works" if p.works else ("not configured" if not p.configured else "FAILS")
-        out.note(out.bold(f"{p.label} ({p.provider.upper()}_*): {verdict}"))
+        say(out.bold(f"{p.label} ({p.provider.upper()}_*): {verdict}"))
         if not p.configured:
             continue
         sources = {k.key.split("_", 1)[1]: k for k in p.keys}
         origin = {suffix: f"{k.source}{', shadows .env' if k.shadowed else ''}" for suffix, k in sources.items()}
-        out.note(f"  client ID      {p.client_id}  ({origin['CLIENT_ID']})")
-        out.note(f"  redirect URI   {p.client_uri}  ({origin['CLIENT_URI']})")
-        out.note(f"  endpoints      {p.endpoint}, signs in {p.accounts} accounts  ({origin['AUTH_URI']})"
+        shown = p.shown()
+        say(f"  client ID      {shown['client_id']}  ({origin['CLIENT_ID']})")
+        say(f"  redirect URI   {shown['client_uri']}  ({origin['CLIENT_URI']})")
+        say(f"  endpoints      {p.endpoint}, signs in {p.accounts} accounts  ({origin['AUTH_URI']})"
                  + (f"; app accepts {p.sign_in_audience}" if p.sign_in_audience else ""))
         secret = f"  client secret  ({origin['CLIENT_SECRET']})"
         if p.secret_key_id:
@@ -105,18 +110,19 @@ def render(result: Any, out: Output) -> None:
             secret += f" ID {p.secret_key_id}, expires {p.secret_expires}{days}"
         if p.secret_check:
             secret += f"; token endpoint: {p.secret_check}"
-        out.note(secret)
-        if p.authorize_url:
-            out.note(f"  authorize URL  {p.authorize_url}")
+        say(secret)
+        if shown["authorize_url"]:
+            say(f"  authorize URL  {shown['authorize_url']}")
         for step in p.steps:
             mark = {True: "ok  ", False: "FAIL", None: "--  "}[step.ok]
-            out.note(f"  {mark} {step.name:<9} {step.answer}")
-    out.note("")
-    render_findings(out, result.findings)
+            say(f"  {mark} {step.name:<9} {step.answer}")
+    say("")
+    render_findings(out, [replace(f, message=result.redact(f.message), fix=result.redact(f.fix))
+                          for f in result.findings])
     if result.works:
-        out.note(out.green("Cypht's sign-in should work."))
+        say(out.green("Cypht's sign-in should work."))
     else:
-        out.note("Cypht's sign-in would fail (exit 6)." if any(f.severity == "error" for f in result.findings)
+        say("Cypht's sign-in would fail (exit 6)." if any(f.severity == "error" for f in result.findings)
                  else "Act now: see above (exit 6).")
 
 

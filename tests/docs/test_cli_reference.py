@@ -38,7 +38,13 @@ def test_reference_lists_every_command_and_option() -> None:
     for name in root.list_commands(ctx):
         assert f"## `cypht-azure {name}`" in text
         command = root.get_command(ctx, name)
-        for param in command.get_params(ctx):
+        commands = [(command, ctx)]
+        if hasattr(command, "list_commands"):  # a group: its commands' options are in the reference too
+            sub_ctx = command.context_class(command, info_name=name, parent=ctx)
+            commands += [(command.get_command(sub_ctx, child), sub_ctx) for child in command.list_commands(sub_ctx)]
+            for child in command.list_commands(sub_ctx):
+                assert f"### `cypht-azure {name} {child}`" in text
+        for param in [p for cmd, c in commands for p in cmd.get_params(c)]:
             if getattr(param, "param_type_name", "") != "option" or param.hidden or param.name == "help":
                 continue
             for opt in param.opts:

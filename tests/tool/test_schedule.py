@@ -62,7 +62,7 @@ def test_install_writes_units_that_systemd_accepts(home: Path, tmp_path: Path, e
     program = str(Path(sys.executable).parent / "cypht-azure")
     assert f'ExecStart={program} rotate-secret --when-due --env-file "{env_file}"\n' in text
     assert "User=root\nGroup=root\n" in text
-    assert "LogsDirectory=cypht-azure\n" in text and "Environment=CYPHT_AZURE_LOG_DIR=/var/log/cypht-azure\n" in text
+    assert "LogsDirectory" not in text and "CYPHT_AZURE_LOG_DIR" not in text
     assert f"EnvironmentFile={tmp_path / 'etc' / 'rotate.credentials'}\n" in text
     timer_text = timer.read_text()
     for line in ["OnCalendar=*-*-* 00,12:00:00", "RandomizedDelaySec=12h", "Persistent=true", "WantedBy=timers.target"]:
@@ -80,12 +80,20 @@ def test_a_broken_unit_fails_verification(tmp_path: Path) -> None:
     assert verify(bad).returncode != 0
 
 
-def test_units_run_as_the_owner_of_the_env_file(home: Path, tmp_path: Path, env_file: Path) -> None:
-    os.chown(env_file, 65534, 65534)
+def test_units_run_as_root_not_as_the_owner_of_the_env_file(home: Path, tmp_path: Path, env_file: Path) -> None:
+    """Issue 18 rule 2: the job holds the tenant credential, so it runs as the operator (root), never as
+    the web server user who owns .env; and systemd gets no LogsDirectory= handing root's log folder over."""
+    os.chown(env_file, 33, 33)
+    os.chown(env_file.parent, 33, 33)
     r = install_systemd(home, tmp_path, env_file, "--json")
     assert r.returncode == 0, r
+    assert r.json["schedules"][0]["run_as"] == "root:root"
     service = next((tmp_path / "units").glob("*.service")).read_text()
-    assert "User=nobody\n" in service and "\nGroup=nog" in service
+    assert "User=root\nGroup=root\n" in service and "www-data" not in service
+    assert "LogsDirectory" not in service
+    creds = tmp_path / "etc" / "rotate.credentials"
+    assert (creds.stat().st_uid, stat.S_IMODE(creds.stat().st_mode)) == (0, 0o600)
+    assert (creds.parent.stat().st_uid, stat.S_IMODE(creds.parent.stat().st_mode)) == (0, 0o700)
 
 
 def test_credentials_are_never_overwritten_and_reinstall_changes_nothing(home: Path, tmp_path: Path,
@@ -132,7 +140,7 @@ def test_cron_where_systemd_is_absent(home: Path, tmp_path: Path, env_file: Path
     other.write_text("")
     for path in (env_file, other):
         r = run(home, "schedule", "install", "--env-file", str(path), "--cron-file", str(cron),
-                "--credentials-file", str(path.parent / "rotate.credentials"))
+                "--credentials-file", str(tmp_path / "etc" / f"{path.parent.name}.credentials"))
         assert r.returncode == 0, r
     text = cron.read_text()
     lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#") and "=" not in ln.split()[0]]
@@ -145,7 +153,7 @@ def test_cron_where_systemd_is_absent(home: Path, tmp_path: Path, env_file: Path
     # cron runs it with /bin/sh: the command must be valid shell
     assert subprocess.run(["sh", "-n", "-c", fields[6]]).returncode == 0
     again = run(home, "schedule", "install", "--env-file", str(env_file), "--cron-file", str(cron),
-                "--credentials-file", str(env_file.parent / "rotate.credentials"))
+                "--credentials-file", str(tmp_path / "etc" / f"{env_file.parent.name}.credentials"))
     assert again.returncode == 0 and cron.read_text() == text   # the chosen minute stays
     assert run(home, "schedule", "remove", "--env-file", str(env_file), "--cron-file", str(cron)).returncode == 0
     assert str(env_file) not in cron.read_text() and str(other) in cron.read_text()

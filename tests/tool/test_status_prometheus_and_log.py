@@ -55,7 +55,8 @@ def test_prometheus_textfile_per_env_file(cli: Cli, emulator: Any, tmp_path: Pat
     assert samples[("cypht_azure_secret_expiry_timestamp_seconds", str(first))] == expires
     assert samples[("cypht_azure_secret_expiry_timestamp_seconds", str(second))] == 0.0   # holds no secret
     assert samples[("cypht_azure_last_run_success", str(second))] == 0.0
-    assert not [p for p in prom.parent.iterdir() if p.name.startswith(".")]   # no temporary file left
+    # no temporary file left; the lock stays (node-exporter reads only *.prom)
+    assert sorted(p.name for p in prom.parent.iterdir()) == [".cypht-azure.prom.lock", "cypht-azure.prom"]
 
 
 def test_prometheus_with_all_is_refused(cli: Cli, tmp_path: Path) -> None:

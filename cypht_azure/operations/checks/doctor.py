@@ -102,6 +102,23 @@ class ProviderReport:
     def works(self) -> bool:
         return self.configured and not any(f.severity == "error" for f in self.findings)
 
+    def shown(self) -> dict[str, Any]:
+        """The report as printed: a value the process environment set is named, never shown (it is the
+        operator's environment, not Cypht's, and may hold anything)."""
+        data = asdict(self)
+        from_environment = {k.key.split("_", 1)[1] for k in self.keys if k.source == "environment"}
+        for suffix, name in SHOWN_FIELDS.items():
+            if suffix in from_environment:
+                data[name] = FROM_ENVIRONMENT
+        if from_environment - {"CLIENT_SECRET"} and data["authorize_url"] is not None:
+            data["authorize_url"] = FROM_ENVIRONMENT
+        return data
+
+
+FROM_ENVIRONMENT = "(set in the environment; not shown)"
+SHOWN_FIELDS = {"CLIENT_ID": "client_id", "CLIENT_URI": "client_uri", "AUTH_URI": "auth_uri",
+                "TOKEN_URI": "token_uri", "REFRESH_URI": "refresh_uri"}
+
 
 @dataclass
 class DoctorResult:
@@ -110,6 +127,20 @@ class DoctorResult:
     rehearsed: bool
     providers: list[ProviderReport]
     graph_requests: int = 0
+    # Values of Cypht's keys that the process environment set: used for the checks, never shown.
+    hidden: list[str] = field(default_factory=list, repr=False)
+
+    def redact(self, value: Any) -> Any:
+        """`value` (text, or JSON data) with every hidden value replaced by FROM_ENVIRONMENT."""
+        if isinstance(value, str):
+            for hidden in self.hidden:
+                value = value.replace(hidden, FROM_ENVIRONMENT)
+            return value
+        if isinstance(value, dict):
+            return {k: self.redact(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.redact(v) for v in value]
+        return value
 
     @property
     def findings(self) -> list[Finding]:
@@ -128,11 +159,13 @@ class DoctorResult:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        data["providers"] = [report.shown() for report in self.providers]
         for report, entry in zip(self.providers, data["providers"], strict=True):
             entry["works"] = report.works
         data["findings"] = [asdict(f) for f in self.findings]
         data["works"] = self.works
-        return data
+        del data["hidden"]
+        return self.redact(data)  # type: ignore[no-any-return]
 
 
 # --- 1. and 2.: the .env, as Cypht reads it (no network) ----------------------------------------------------
@@ -140,7 +173,9 @@ class DoctorResult:
 def read_provider(provider: str, file_values: Mapping[str, str], environ: Mapping[str, str],
                   login_hint: str | None) -> ProviderReport:
     s = cypht.read_settings(provider, file_values, environ)
-    keys = [KeyReport(v.key, v.source, v.shadowed, None if suffix == "CLIENT_SECRET" else v.value)
+    # Shown: what .env says. A value the process environment sets is named (shadowing), never shown.
+    keys = [KeyReport(v.key, v.source, v.shadowed,
+                      None if suffix == "CLIENT_SECRET" or v.source == "environment" else v.value)
             for suffix, v in s.items()]
     auth_uri, client_id, client_uri = s["AUTH_URI"].value, s["CLIENT_ID"].value, s["CLIENT_URI"].value
     ep = cypht.parse_endpoint(auth_uri)
@@ -388,7 +423,10 @@ def run_doctor(req: DoctorRequest, make_connection: Any, progress: Progress,
     if not req.env_file.is_file():
         raise InputError(f"{req.env_file} does not exist or is not a file (Cypht would show '.env file not "
                          "found' and use its defaults).", hint="Give Cypht's .env with --env-file.")
-    doc = envdisk.load(req.env_file, environ=environ)  # $VAR expansions read the environment, as Cypht's do
+    # $VAR expansions are not filled in from this process's environment: it is the operator's (it may hold
+    # the admin's AZURE_CLIENT_SECRET), not the one Cypht runs in, and a .env the web server user writes
+    # could print any of it. A reference to the environment stays empty, as in an environment without it.
+    doc = envdisk.load(req.env_file)
     values = doc.as_dict()
     reports = [read_provider(p, values, environ, req.login_hint) for p in req.providers]
     secrets: dict[str, tuple[Secret | None, str | None]] = {}
@@ -396,12 +434,16 @@ def run_doctor(req: DoctorRequest, make_connection: Any, progress: Progress,
         s = cypht.read_settings(report.provider, values, environ)["CLIENT_SECRET"]
         recorded = values.get(cypht.provider_keys(report.provider).secret_id) if s.source == ".env" else None
         secrets[report.provider] = (Secret(s.value) if s.value else None, (recorded or "").lower() or None)
+    hidden = sorted({environ[k.key] for r in reports for k in r.keys
+                     if k.source == "environment" and len(environ.get(k.key, "")) >= 4}, key=len, reverse=True)
     if not any(r.client_id for r in reports):
-        return DoctorResult(str(req.env_file), None, False, reports)
+        return DoctorResult(str(req.env_file), None, False, reports, hidden=hidden)
     conn: Connection = make_connection()
 
     async def main() -> DoctorResult:
         async with open_session(conn, progress) as session:
             return await diagnose(session, req, reports, secrets)
 
-    return asyncio.run(main())
+    result = asyncio.run(main())
+    result.hidden = hidden
+    return result

@@ -10,11 +10,10 @@ line that contains any value it is told is secret, and `Secret` renders as `<hid
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -64,81 +63,90 @@ def render(entry: Entry, secrets: Sequence[Secret] = ()) -> str:
     return line
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    toolfiles.ensure_dir(folder)
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, toolfiles.log_mode())
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+# The lock guards rotation and last-runs.json (a read-modify-write). A run takes it only after its commit
+# point, so it never waits: a line is appended anyway (one O_APPEND write needs no lock) and the rest is
+# left to the next run, with a warning. LOCK_WAIT is the most any call waits (0: one try).
+LOCK_NAME = ".lock"
+LOCK_WAIT = 0.0
 
 
-def _rotate(path: Path) -> None:
+class LockBusy(RuntimeError):
+    """Another process holds the audit log's lock: what needs it was skipped (a warning, never an error)."""
+
+
+def _rotate(folder: toolfiles.SafeFolder) -> None:
     for n in range(KEEP - 1, 0, -1):
-        older = path.with_name(f"{path.name}.{n}")
-        if older.exists():
-            os.replace(older, path.with_name(f"{path.name}.{n + 1}"))
-    os.replace(path, path.with_name(f"{path.name}.1"))
+        if folder.exists(f"{LOG_NAME}.{n}"):
+            folder.rename(f"{LOG_NAME}.{n}", f"{LOG_NAME}.{n + 1}")
+    folder.rename(LOG_NAME, f"{LOG_NAME}.1")
 
 
-def write(entry: Entry, *, secrets: Sequence[Secret] = (), folder: Path | None = None) -> Path:
-    """Append the entry (rotating first when the file would pass MAX_BYTES); record the last run."""
-    folder = folder or toolfiles.log_dir()
+def write(entry: Entry, *, secrets: Sequence[Secret] = (), folder: Path | None = None,
+          lock_wait: float = LOCK_WAIT) -> Path:
+    """Append the entry (rotating first when the file would pass MAX_BYTES); record the last run.
+
+    Raises LockBusy after appending when the lock was held elsewhere (rotation and last run skipped),
+    toolfiles.UntrustedFolder (an OSError) when another user could change the folder."""
     line = render(entry, secrets)
-    path = folder / LOG_NAME
-    with _locked(folder):
-        with suppress(FileNotFoundError):
-            if path.stat().st_size + len(line) + 1 > MAX_BYTES:
-                _rotate(path)
-        toolfiles.append_line(path, line, toolfiles.log_mode())
-        if entry.env_file:
-            _record_last_run(folder, entry)
-    return path
+    with toolfiles.SafeFolder(folder or toolfiles.log_dir()) as safe:
+        with safe.locked(LOCK_NAME, lock_wait) as held:
+            size = safe.size(LOG_NAME)
+            if held and size is not None and size + len(line) + 1 > MAX_BYTES:
+                _rotate(safe)
+            safe.append_line(LOG_NAME, line, toolfiles.log_mode())
+            if held and entry.env_file:
+                _record_last_run(safe, entry)
+        if not held:
+            raise LockBusy(f"another process holds {safe.path / LOCK_NAME}: the line was appended to "
+                           f"{safe.path / LOG_NAME}, the last run not recorded")
+        return safe.path / LOG_NAME
 
 
 def read(count: int, *, folder: Path | None = None) -> list[dict[str, Any]]:
     """The last `count` entries, oldest first (reading into the rotated files when needed)."""
-    folder = folder or toolfiles.log_dir()
-    files = [folder / LOG_NAME] + [folder / f"{LOG_NAME}.{n}" for n in range(1, KEEP + 1)]
+    try:
+        safe = toolfiles.SafeFolder(folder or toolfiles.log_dir(), create=False)
+    except FileNotFoundError:
+        return []
     entries: list[dict[str, Any]] = []
-    for path in files:
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except FileNotFoundError:
-            continue
-        for text in reversed(lines):
-            with suppress(ValueError):
-                entries.append(json.loads(text))
-            if len(entries) >= count:
-                return list(reversed(entries))
+    with safe:
+        for name in [LOG_NAME] + [f"{LOG_NAME}.{n}" for n in range(1, KEEP + 1)]:
+            for text in reversed((safe.read_text(name) or "").splitlines()):
+                with suppress(ValueError):
+                    entries.append(json.loads(text))
+                if len(entries) >= count:
+                    return list(reversed(entries))
     return list(reversed(entries))
 
 
 # Last run per .env, for `status --prometheus`: also runs that changed nothing (a due check).
-def record_last_run(env_file: Path, *, command: str, exit_code: int, folder: Path | None = None) -> None:
-    folder = folder or toolfiles.log_dir()
-    with _locked(folder):
-        _record_last_run(folder, Entry(command=command, exit_code=exit_code, env_file=str(env_file)))
+def record_last_run(env_file: Path, *, command: str, exit_code: int, folder: Path | None = None,
+                    lock_wait: float = LOCK_WAIT) -> None:
+    with toolfiles.SafeFolder(folder or toolfiles.log_dir()) as safe, safe.locked(LOCK_NAME, lock_wait) as held:
+        if not held:
+            raise LockBusy(f"another process holds {safe.path / LOCK_NAME}: the last run was not recorded")
+        _record_last_run(safe, Entry(command=command, exit_code=exit_code, env_file=str(env_file)))
 
 
-def _record_last_run(folder: Path, entry: Entry) -> None:
-    path = folder / LAST_RUNS_NAME
-    runs = _read_last_runs(path)
+def _record_last_run(folder: toolfiles.SafeFolder, entry: Entry) -> None:
+    runs = _parse_last_runs(folder.read_text(LAST_RUNS_NAME))
     runs[os.path.realpath(str(entry.env_file))] = {"time": entry.time or now_iso(), "command": entry.command,
                                                    "exit_code": entry.exit_code}
-    toolfiles.write_atomic(path, json.dumps(runs, indent=1, sort_keys=True) + "\n", toolfiles.log_mode())
+    folder.write_atomic(LAST_RUNS_NAME, json.dumps(runs, indent=1, sort_keys=True) + "\n", toolfiles.log_mode())
 
 
-def _read_last_runs(path: Path) -> dict[str, dict[str, Any]]:
+def _parse_last_runs(text: str | None) -> dict[str, dict[str, Any]]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
+        data = json.loads(text or "")
+    except ValueError:
         return {}
     return data if isinstance(data, dict) else {}
 
 
 def last_run(env_file: Path, *, folder: Path | None = None) -> dict[str, Any] | None:
-    folder = folder or toolfiles.log_dir()
-    return _read_last_runs(folder / LAST_RUNS_NAME).get(os.path.realpath(str(env_file)))
+    try:
+        with toolfiles.SafeFolder(folder or toolfiles.log_dir(), create=False) as safe:
+            text = safe.read_text(LAST_RUNS_NAME)
+    except FileNotFoundError:
+        return None
+    return _parse_last_runs(text).get(os.path.realpath(str(env_file)))

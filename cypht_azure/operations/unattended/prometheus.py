@@ -47,14 +47,10 @@ def samples(expires: str | None, last_run: Mapping[str, Any] | None) -> dict[str
     }
 
 
-def _read(path: Path) -> dict[str, dict[str, str]]:
+def _read(text: str | None) -> dict[str, dict[str, str]]:
     """Samples already in the file, per env_file label (lines we did not write are dropped)."""
     found: dict[str, dict[str, str]] = {}
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return found
-    for line in text.splitlines():
+    for line in (text or "").splitlines():
         match = _SAMPLE.match(line)
         if match and match["name"] in METRICS:
             found.setdefault(unescape(match["label"]), {})[match["name"]] = match["value"]
@@ -75,9 +71,29 @@ def _number(value: float) -> str:
     return repr(float(value)) if value != int(value) else str(int(value))
 
 
-def update(path: Path, env_file: Path, expires: str | None) -> None:
-    """Write this `.env`'s samples into the textfile at `path`, keeping other `.env` files' samples."""
+# Concurrent `status --prometheus` runs for different .env files share the file: each reads, merges and
+# replaces it under this lock (next to it), so none drops another's samples. status changes nothing in
+# Graph or .env, so it may wait, but never for ever.
+LOCK_WAIT = 10.0
+
+
+class LockBusy(OSError):
+    """The textfile's lock stayed held: the command fails (exit 1) and says so."""
+
+
+def update(path: Path, env_file: Path, expires: str | None, *, lock_wait: float = LOCK_WAIT) -> None:
+    """Write this `.env`'s samples into the textfile at `path`, keeping other `.env` files' samples.
+
+    Only in a folder that root or this user owns and no one else can write (node-exporter's textfile
+    folder is root's); the file is replaced atomically (temporary file + rename) under a lock."""
     label = os.path.realpath(env_file)
-    per_env = _read(path)
-    per_env[label] = {name: _number(v) for name, v in samples(expires, audit.last_run(env_file)).items()}
-    toolfiles.write_atomic(path, render(per_env), toolfiles.PUBLIC)
+    last = audit.last_run(env_file)
+    with toolfiles.SafeFolder(path.parent, public=True) as folder:
+        lock = f".{path.name}.lock"
+        with folder.locked(lock, lock_wait) as held:
+            if not held:
+                raise LockBusy(f"another process held {folder.path / lock} for {lock_wait:.0f} s; "
+                               f"{path} was not updated")
+            per_env = _read(folder.read_text(path.name))
+            per_env[label] = {name: _number(v) for name, v in samples(expires, last).items()}
+            folder.write_atomic(path.name, render(per_env), toolfiles.PUBLIC)

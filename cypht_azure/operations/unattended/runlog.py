@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from cypht_azure import cypht, envdisk, envfile
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.unattended import audit, hooks, notify
-from cypht_azure.secret import Secret
+from cypht_azure.secret import Secret, held_secrets
 
 log = logging.getLogger("cypht_azure.runlog")
 
@@ -45,11 +47,23 @@ def entry_for(command: str, env_file: Path, outcome: Mapping[str, Any] | None, e
     added = [outcome["new_key_id"]] if outcome.get("new_key_id") else (
         [outcome["secret_key_id"]] if outcome.get("secret_created") and outcome.get("secret_key_id") else [])
     return audit.Entry(
-        command=command, exit_code=exit_code, env_file=str(env_file),
+        command=command, exit_code=exit_code, env_file=os.path.abspath(env_file),
         app=outcome.get("client_id") or app, added=added,
         removed=list(outcome.get("removed_key_ids") or outcome.get("removed_secret_ids") or []),
         hooks=list(outcome.get("deploy_hooks") or []), changed=bool(outcome.get("changed")), error=error,
     )
+
+
+def known_secrets(given: Sequence[Secret], env_file: Path) -> list[Secret]:
+    """Every secret the audit line must not hold: those given, every secret this run held (the one .env
+    held before, the new one, a sandbox's admin secret), the ones .env holds now, and the sign-in's."""
+    found = [*given, *held_secrets()]
+    with suppress(envfile.EnvFileError, OSError):
+        doc = envdisk.load(env_file)
+        found += [s.secret for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values() if s.secret]
+    if os.environ.get("AZURE_CLIENT_SECRET"):
+        found.append(Secret(os.environ["AZURE_CLIENT_SECRET"]))
+    return [s for s in dict.fromkeys(found) if s.reveal()]
 
 
 def tried_to_change(outcome: Mapping[str, Any] | None, exit_code: int) -> bool:
@@ -72,10 +86,14 @@ def finish(command: str, env_file: Path, *, outcome: Mapping[str, Any] | None, e
         app = client_id_in(env_file)
     try:
         if tried_to_change(outcome, exit_code):
-            audit.write(entry_for(command, env_file, outcome, exit_code, error, app), secrets=secrets)
+            audit.write(entry_for(command, env_file, outcome, exit_code, error, app),
+                        secrets=known_secrets(secrets, env_file))
             finished.audited = True
         else:
-            audit.record_last_run(env_file, command=command, exit_code=exit_code)
+            audit.record_last_run(Path(os.path.abspath(env_file)), command=command, exit_code=exit_code)
+    except audit.LockBusy as exc:
+        finished.audited = tried_to_change(outcome, exit_code)
+        finished.warnings.append(f"the audit log was not fully updated: {exc}")
     except (OSError, audit.SecretInLogLine) as exc:
         finished.warnings.append(f"the audit log could not be written: {exc}")
     if notify_urls:
