@@ -117,22 +117,40 @@ def test_a_registration_created_between_plan_and_create_is_not_touched(cli_env: 
     assert not env_file.exists()
 
 
-def test_a_deleted_registration_holding_the_name_is_explained(cli: Cli, emulator: Any, tmp_path: Path) -> None:
-    """A registration deleted in the last 30 days keeps its uniqueName: the create is refused twice (once
-    without reading, once after the read found nothing) and the error says what to do; nothing changed."""
+def test_our_deleted_registration_holding_the_name_is_restored(cli: Cli, emulator: Any, tmp_path: Path) -> None:
+    """A registration deleted in the last 30 days keeps its uniqueName (Entra refuses a create with it):
+    after `deprovision`, provision for the same URL brings cypht-azure's registration back."""
     first, second = tmp_path / "a" / ".env", tmp_path / "b" / ".env"
     first.parent.mkdir()
     second.parent.mkdir()
     made = provision(cli, first, "--no-verify")
     assert made.returncode == 0, made
-    from tests.tool.conftest import delete_app
-
-    delete_app(emulator, made.json["object_id"])
+    assert cli("deprovision", "--env-file", str(first), "--yes").returncode == 0
     emulator.clear_log()
     r = provision(cli, second, "--no-verify")
+    assert r.returncode == 0, r
+    assert r.json["client_id"] == made.json["client_id"]
+    assert any("Restored the app registration" in n for n in r.json["actions"]), r.json["actions"]
+    log = graph_log(emulator)
+    assert [(m, p.split("(")[0], s) for m, p, s in log][:5] == [
+        (*CREATE, 400), ("GET", "/v1.0/applications", 404), (*CREATE, 400),
+        ("GET", "/v1.0/directory/deletedItems/graph.application", 200),
+        ("POST", f"/v1.0/directory/deletedItems/{made.json['object_id']}/restore", 200)], log
+
+
+def test_someone_elses_deleted_registration_holding_the_name_is_explained(cli: Cli, emulator: Any,
+                                                                          env_file: Path) -> None:
+    from cypht_azure.emulator.models import SYSTEM
+
+    env_file.parent.mkdir()
+    theirs = _foreign_registration_for_url(emulator)
+    emulator.directory.app_delete(SYSTEM, ("id", theirs["id"]))
+    emulator.clear_log()
+    r = provision(cli, env_file, "--no-verify")
     assert r.returncode == 1, r
-    assert "holds its uniqueName" in r.stderr and "Deleted applications" in r.stderr
+    assert "holds its uniqueName" in r.stderr and "Deleted applications" in r.stderr and theirs["appId"] in r.stderr
     log = graph_log(emulator)
     assert [(m, p.split("(")[0], s) for m, p, s in log] == [
-        (*CREATE, 400), ("GET", "/v1.0/applications", 404), (*CREATE, 400)], log
-    assert not second.exists()
+        (*CREATE, 400), ("GET", "/v1.0/applications", 404), (*CREATE, 400),
+        ("GET", "/v1.0/directory/deletedItems/graph.application", 200)], log
+    assert not env_file.exists()

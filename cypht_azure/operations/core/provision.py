@@ -476,13 +476,31 @@ async def provision(session: Session, request: ProvisionRequest, doc: envfile.En
     try:
         return await _provision(session, request, doc, on_record, app, has_sp, base)
     except RegistrationTaken as exc:
+        taken = exc.unique_name
+    # No registration holds the name, yet Graph refuses it: one deleted in the last 30 days keeps it.
+    deleted = await session.graph.list_deleted_applications(
+        filter=f"uniqueName eq '{taken}'", select=["id", "appId", "displayName", "deletedDateTime", "tags"])
+    ours = [d for d in deleted if cypht.TAG in (d.get("tags") or [])]
+    if not ours:
+        which = f" ({deleted[0].get('appId')}, {deleted[0].get('displayName')!r})" if deleted else ""
         raise OperationFailed(
-            f"Microsoft Graph refuses to create the registration: another registration holds its uniqueName "
-            f"{exc.unique_name}, and this run cannot read it. Nothing was changed.",
+            f"Microsoft Graph refuses to create the registration: a deleted registration{which} not made by "
+            f"cypht-azure holds its uniqueName {taken}. Nothing was changed.",
             hint="A registration deleted in the last 30 days keeps its uniqueName: restore it (Entra admin center "
-                 "> App registrations > Deleted applications, or `cypht-azure restore --app-id CLIENT_ID`) or "
-                 "delete it permanently there, then run again.",
-        ) from None
+                 "> App registrations > Deleted applications) and run again with --app-id, or delete it "
+                 "permanently there and run again.")
+    # cypht-azure's own registration for this URL, deleted by `deprovision`: brought back (its client ID
+    # and settings; `restore` does the same), then planned against as a re-run.
+    session.progress.step(f"Restoring the registration {ours[0]['appId']} deleted {ours[0].get('deletedDateTime')}")
+    await session.graph.restore_deleted(str(ours[0]["id"]))
+    app, has_sp = await read_registration(session, request, doc)
+    if app is None:
+        app = await session.graph.get_application(unique_name=taken, fresh_object=True)  # the restore may lag
+    result = await _provision(session, request, doc, on_record, app, has_sp, base)
+    result.notes.insert(0, f"Restored the app registration {ours[0]['appId']} for this URL, deleted "
+                           f"{ours[0].get('deletedDateTime')}: a deleted registration keeps its uniqueName for 30 "
+                           "days, so none could be created in its place.")
+    return result
 
 
 async def _provision(session: Session, request: ProvisionRequest, doc: envfile.EnvDocument,
