@@ -253,6 +253,14 @@ def _azure_cli_credential(settings: SignInSettings) -> TokenCredential:
     return AzureCliCredential(tenant_id=settings.tenant) if settings.tenant else AzureCliCredential()
 
 
+def start_azure_cli(cloud: str, tenant: str | None) -> None:
+    """--auth azure-cli: start `az account get-access-token` for the cloud's Graph now, before the heavy
+    imports; the credential reads its answer (azcli.py)."""
+    from cypht_azure import azcli
+
+    azcli.start_early(azcli.scopes_to_resource(CLOUDS[cloud].graph_scope), tenant)
+
+
 def _public_client_id() -> str:
     """The public client that device-code and browser sign-in act as (another one for emulators)."""
     return os.environ.get("CYPHT_AZURE_DEVICE_CODE_CLIENT_ID", AZURE_CLI_CLIENT_ID)
@@ -358,7 +366,9 @@ def _build_credential(settings: SignInSettings) -> TokenCredential:
     if method == "managed-identity":
         return _managed_identity_credential(settings)
     if method == "azure-cli":
-        return _azure_cli_credential(settings)
+        from cypht_azure.azcli import AzureCliToken
+
+        return AzureCliToken(tenant_id=settings.tenant)
     if method == "device-code":
         return _device_code_credential(settings)
     if method == "browser":
