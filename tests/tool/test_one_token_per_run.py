@@ -258,3 +258,15 @@ def test_the_secret_check_reads_no_second_discovery(cli: Cli, emulator: Any, env
         assert r.returncode == 0, r
         kinds = [e.kind for e in emulator.request_log if e.kind in ("openid", "token")]
         assert kinds == [*discovery, "token", "token"], f"{argv[0]}: {kinds}"  # sign-in, then the check's token
+
+
+def test_a_tenant_named_by_domain_is_discovered_once(cli: Cli, emulator: Any, env_file: Path) -> None:
+    """Signed in with the tenant's domain name: the check of the new secret uses the same authority URL
+    (not the tenant GUID from the token), so one OpenID configuration is read, not two."""
+    env_file.parent.mkdir(exist_ok=True)
+    emulator.clear_log()
+    r = cli("provision", "--url", URL, "--env-file", str(env_file), env={"AZURE_TENANT_ID":
+                                                                         emulator.info["tenant_domain"]}, timeout=180)
+    assert r.returncode == 0, r
+    kinds = [e.kind for e in emulator.request_log if e.kind in ("openid", "token")]
+    assert kinds == ["openid", "token", "token"], kinds
