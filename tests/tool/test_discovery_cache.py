@@ -46,8 +46,12 @@ def test_second_run_on_the_host_makes_no_discovery_request(cli: Cli, emulator: A
     assert kept.stat().st_mode & 0o777 == 0o600 and kept.parent.stat().st_mode & 0o777 == 0o700
     # rotate-secret: sign-in and the check of the new secret, both without reading the document again
     assert run(cli, env_file, emulator) == 0
-    kinds = [e.kind for e in emulator.request_log if e.kind != "admin"]
-    assert kinds == ["token", "graph", "graph", "token", "graph"], kinds
+    # the floor of a rotation: token, read of the app, the new secret, the check, the removal
+    seen = [(e.kind, e.method, e.path.split("?")[0].rsplit("/", 1)[-1]) for e in emulator.request_log
+            if e.kind != "admin"]
+    assert [(k, m, last.split("(")[0]) for k, m, last in seen] == [
+        ("token", "POST", "token"), ("graph", "GET", "applications"), ("graph", "POST", "addPassword"),
+        ("token", "POST", "token"), ("graph", "POST", "removePassword")], seen
 
 
 def _tamper(path: Path, change: Any) -> None:
