@@ -1,9 +1,10 @@
 """`--auth azure-cli`: the Azure CLI's token, with `az` started before the heavy imports.
 
 `az account get-access-token` takes about a second to start (it is a Python program with its own
-imports), longer than our own start-up. The CLI starts it as soon as its options say `--auth
-azure-cli` (cli/common.py), so both start at once; the credential here reads its answer when the token
-is first needed. It is azure-identity's AzureCliCredential in behaviour: the same command line
+imports), longer than our own start-up. When the command line (or CYPHT_AZURE_AUTH) says `--auth
+azure-cli`, it is started before anything else is imported (__main__.py; again from the parsed options
+in cli/common.py if that missed it), so both start at once; the credential here reads its answer when
+the token is first needed. It is azure-identity's AzureCliCredential in behaviour: the same command line
 (`az account get-access-token --output json --resource R [--tenant T]`, run from /bin with
 AZURE_CORE_NO_COLOR=true and no stdin), the same parsing of the answer and the same errors with the
 same texts (CredentialUnavailableError / ClientAuthenticationError), so messages and exit codes do not
@@ -93,6 +94,42 @@ def start_early(resource: str, tenant: str | None) -> None:
                 _early = Started(args)
             except OSError:
                 _early = None
+
+
+SIGNS_IN = frozenset({"provision", "rotate-secret", "status", "doctor", "deprovision", "restore"})
+
+
+def _option(argv: list[str], name: str) -> str | None:
+    """The last value of `--name V` or `--name=V` in argv."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg == name and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg[len(name) + 1:]
+    return value
+
+
+def start_from_command_line(argv: list[str], environ: dict[str, str] | os._Environ[str] = os.environ) -> None:
+    """Before anything else is imported: when this command line signs in with `--auth azure-cli`, start
+    `az` now. Read as the options will be (command line, then CYPHT_AZURE_*); should the parsed options
+    or the installation's recorded settings ask for another command line, the credential runs that one."""
+    if not argv or argv[0] not in SIGNS_IN or {"-h", "--help", "--sandbox"} & set(argv):
+        return
+    if (_option(argv, "--auth") or environ.get("CYPHT_AZURE_AUTH")) != "azure-cli":
+        return
+    if (environ.get("CYPHT_AZURE_SANDBOX") or "").lower() in ("1", "true", "yes", "on"):
+        return
+    from cypht_azure.auth import CLOUDS
+
+    cloud = _option(argv, "--cloud") or environ.get("CYPHT_AZURE_CLOUD") or "public"
+    tenant = _option(argv, "--tenant") or environ.get("CYPHT_AZURE_TENANT") or environ.get("AZURE_TENANT_ID") or None
+    if cloud not in CLOUDS:
+        return
+    start_early(scopes_to_resource(CLOUDS[cloud].graph_scope), tenant)
+    import atexit
+
+    atexit.register(AzureCliToken().close)
 
 
 def _take(args: list[str]) -> Started | None:

@@ -331,8 +331,8 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
                                                  "CYPHT_AZURE_QUIET in the environment)."),
                                  int(ExitCode.INVALID_INPUT))
             raise typer.Exit(int(ExitCode.INVALID_INPUT))
-        if common.auth == "azure-cli" and not common.sandbox and ctx.info_name in SIGNS_IN:
-            _start_azure_cli(common)
+        if common.auth == "azure-cli" and not common.sandbox and ctx.info_name in azcli_commands():
+            _start_azure_cli(common)  # unless started from the command line already (__main__.py)
         func(common=common, **kwargs)
 
     all_params = [context] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared
@@ -342,7 +342,10 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-SIGNS_IN = frozenset({"provision", "rotate-secret", "status", "doctor", "deprovision", "restore"})
+def azcli_commands() -> frozenset[str]:
+    from cypht_azure.azcli import SIGNS_IN
+
+    return SIGNS_IN
 
 
 def _start_azure_cli(common: Common) -> None:

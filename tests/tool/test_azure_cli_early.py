@@ -116,3 +116,17 @@ def test_an_invalid_tenant_is_refused_as_azure_identity_does() -> None:
     with pytest.raises(ValueError) as ours:
         azcli.AzureCliToken(tenant_id="bad tenant")
     assert str(ours.value) == str(theirs.value)
+
+
+def test_help_and_commands_that_do_not_sign_in_start_no_az(cli: Cli, tmp_path: Path) -> None:
+    spawns = tmp_path / "spawns"
+    stub = tmp_path / "bin" / "az"
+    stub.parent.mkdir()
+    stub.write_text(f'#!/bin/sh\necho "$*" >> "{spawns}"\n')
+    stub.chmod(0o755)
+    env = {"CYPHT_AZURE_AUTH": "azure-cli", "PATH": f"{stub.parent}{os.pathsep}{os.environ['PATH']}"}
+    for argv in (("provision", "--help"), ("rotate-secret", "--auth", "azure-cli", "-h"), ("log", "--help"),
+                 ("--help",)):
+        r = cli(*argv, env=env)
+        assert r.returncode == 0, r
+    assert not spawns.exists()
