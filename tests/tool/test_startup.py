@@ -17,11 +17,12 @@ import atexit, sys
 out = sys.argv.pop(1)
 atexit.register(lambda: open(out, "w").write("\\n".join(sorted(sys.modules))))
 sys.argv[0] = "cypht-azure"
-from cypht_azure.cli import main
-main()
+from cypht_azure.__main__ import run
+run()
 """
 HEAVY = ("azure", "msgraph", "msgraph_core", "kiota_abstractions", "kiota_http", "httpx", "msal", "requests",
-         "cryptography", "cypht_azure.operations", "cypht_azure.emulator", "cypht_azure.graph")
+         "cryptography", "cypht_azure.operations", "cypht_azure.emulator", "cypht_azure.graph",
+         "cypht_azure.azcli", "cypht_azure.discovery")
 
 
 def modules_after(tmp_path: Path, *argv: str) -> set[str]:
