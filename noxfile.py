@@ -44,5 +44,5 @@ def bench(session: nox.Session) -> None:
     The Azure CLI is taken from .azcli/ (installed there as .ci/run does when missing) or $CYPHT_AZURE_AZ;
     `nox -s bench -- --skip-azure-cli` runs our side only, `-- --runs 9` for steadier medians.
     """
-    session.install("-e", ".")
+    session.install(".")  # the dependencies; run.py installs the tool itself into a separate venv, not editable
     session.run("python", "benchmarks/run.py", *session.posargs)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 
 def importtime(argv: Callable[[int], list[str]], env: dict[str, str], cwd: Path,
-               runs: int = 3) -> list[tuple[str, int, int]]:
+               runs: int = 3, python: str = sys.executable) -> list[tuple[str, int, int]]:
     """(module, self us, cumulative us) for every import of `python -m cypht_azure ARGV`: the least of
     `runs` runs per module, as a busy machine only ever adds time."""
     best: dict[str, tuple[int, int]] = {}
     for run in range(runs):
-        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "cypht_azure", *argv(run)], env=env,
+        proc = subprocess.run([python, "-X", "importtime", "-m", "cypht_azure", *argv(run)], env=env,
                               cwd=cwd, capture_output=True, text=True)
         for line in proc.stderr.splitlines():
             if line.startswith("import time:") and "|" in line:
@@ -42,14 +42,16 @@ def summary(title: str, rows: list[tuple[str, int, int]]) -> list[str]:
     return lines
 
 
-def import_report(env: dict[str, str], work: Path) -> list[str]:
+def import_report(env: dict[str, str], work: Path, python: str = sys.executable) -> list[str]:
     def provision(run: int) -> list[str]:
         return ["provision", "--url", f"https://imports-{run}.example.com", "--env-file",
                 str(work / f"imports-{run}.env"), "--no-verify", "--quiet"]
 
     return [
-        *summary("`cypht-azure --help`", importtime(lambda _: ["--help"], env, work)),
-        *summary("`cypht-azure provision` (fresh)", importtime(provision, env, work)),
+        *summary("`cypht-azure --help`", importtime(lambda _: ["--help"], env, work, python=python)),
+        *summary("`cypht-azure provision --help`", importtime(lambda _: ["provision", "--help"], env, work,
+                                                              python=python)),
+        *summary("`cypht-azure provision` (fresh)", importtime(provision, env, work, python=python)),
         "  (provision imports on two threads, sign-in's azure-identity and the Graph stack, so self times include "
         "time spent waiting for the other thread's imports)",
     ]

@@ -31,9 +31,10 @@ def why(entry: Any, signed_in: str, after_graph: bool) -> str:
     if path.endswith("/removePassword"):
         return "the old secret goes only after the new one is verified and written to .env"
     if "servicePrincipals" in path:
-        return "needs the appId the upsert returned"
-    if entry.method == "PATCH" and "uniqueName" in path:
-        return "upsert: creates or finds the app; needs the token, and every later call needs its ids"
+        return "needs the appId the create returned"
+    if entry.method == "POST" and path.endswith("/v1.0/applications"):
+        return ("create (refused, changing nothing, if the uniqueName is taken); needs the token, and every "
+                "later call needs its ids")
     if entry.method == "GET" and "applications" in path:
         return "reads the app (its secrets and settings) to decide what to change; needs the token"
     return "other"

@@ -137,7 +137,8 @@ def run_transport(ca_file: str | None, timeout: float | None) -> Any:
     the same document twice, a round trip on the critical path of every rotation. Sharing one
     transport keeps the connection to the sign-in host alive between them and answers a discovery
     document the run has already read from memory (MSAL's own `http_cache` does the same; azure-identity
-    does not expose it). Only a successful GET of a discovery document is remembered, for this process.
+    does not expose it). Only a successful GET of a discovery document is remembered: for this process,
+    and, when it passes discovery.py's checks, in the operator's cache folder for the next runs.
     """
     key = (ca_file, timeout)
     with _transports_lock:
@@ -166,17 +167,36 @@ def _new_transport(ca_file: str | None, timeout: float | None) -> Any:
                 known = self.documents.get(url)
             if known is not None:
                 return known
-            response = super().send(request, **kwargs)
-            if response.status_code == 200:
-                response.read()
-                with self.documents_lock:
-                    self.documents[url] = response
+            kept = discovery.load(url)  # the operator's copy from an earlier run, if fresh and checked
+            if kept is not None:
+                response = _stored_response(request, url, kept)
+            else:
+                response = super().send(request, **kwargs)
+                if response.status_code != 200:
+                    return response
+                discovery.store(url, response.body())
+            with self.documents_lock:
+                self.documents[url] = response
             return response
+
+    from cypht_azure import discovery
 
     kw: dict[str, Any] = dict(trust.requests_verify(ca_file))  # the system store plus --ca-file
     if timeout:
         kw["connection_timeout"] = kw["read_timeout"] = timeout
     return RunTransport(**kw)
+
+
+def _stored_response(request: Any, url: str, content: bytes) -> Any:
+    """A 200 answer to `request` with a discovery document kept on disk (discovery.py)."""
+    import requests
+    from azure.core.pipeline.transport import RequestsTransportResponse
+
+    raw = requests.Response()
+    raw.status_code, raw.reason, raw.url, raw.encoding = 200, "OK", url, "utf-8"
+    raw.headers["Content-Type"] = "application/json; charset=utf-8"
+    raw._content = content
+    return RequestsTransportResponse(request, raw)
 
 
 def _environment_credential(settings: SignInSettings) -> TokenCredential | None:
@@ -231,6 +251,14 @@ def _azure_cli_credential(settings: SignInSettings) -> TokenCredential:
     from azure.identity import AzureCliCredential
 
     return AzureCliCredential(tenant_id=settings.tenant) if settings.tenant else AzureCliCredential()
+
+
+def start_azure_cli(cloud: str, tenant: str | None) -> None:
+    """--auth azure-cli: start `az account get-access-token` for the cloud's Graph now, before the heavy
+    imports; the credential reads its answer (azcli.py)."""
+    from cypht_azure import azcli
+
+    azcli.start_early(azcli.scopes_to_resource(CLOUDS[cloud].graph_scope), tenant)
 
 
 def _public_client_id() -> str:
@@ -338,7 +366,9 @@ def _build_credential(settings: SignInSettings) -> TokenCredential:
     if method == "managed-identity":
         return _managed_identity_credential(settings)
     if method == "azure-cli":
-        return _azure_cli_credential(settings)
+        from cypht_azure.azcli import AzureCliToken
+
+        return AzureCliToken(tenant_id=settings.tenant)
     if method == "device-code":
         return _device_code_credential(settings)
     if method == "browser":

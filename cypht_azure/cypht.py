@@ -7,7 +7,6 @@ redirect-URI rules; see docs/how-it-works.md.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -253,6 +252,8 @@ def unique_name_for(redirect_uri: str) -> str:
     """Stable idempotency key for the app serving this Cypht URL (Graph's `uniqueName`)."""
     parts = urlsplit(redirect_uri)
     host = _HOST_SAFE.sub("-", (parts.hostname or "cypht").lower()).strip("-")[:60]
+    import hashlib  # here: OpenSSL's load is a tenth of `--help`'s own imports
+
     digest = hashlib.sha256(redirect_uri.encode()).hexdigest()[:10]
     return f"cypht-azure-{host}-{digest}"
 

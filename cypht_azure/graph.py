@@ -259,14 +259,22 @@ class Graph:
                             allow_404=not fresh_object, fresh_object=fresh_object)
         return None if r.status == 404 else dict(r.body)
 
-    async def upsert_application(self, unique_name: str, body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
-        """Create-or-update by uniqueName: (the new app on create (201), else None; whether an earlier
-        attempt's answer was lost, so that a 204 may be our own create answered twice)."""
-        r = await self.call(
-            "PATCH", self.client.applications_with_unique_name(unique_name), label="create or update application",
-            body=body, headers={"Prefer": "create-if-missing"},
-        )
-        return (dict(r.body) if r.status == 201 else None), r.after_lost
+    async def create_application(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, bool]:
+        """POST /applications with the body's uniqueName: (the new app (201), or None when Graph refuses
+        because another registration, live or deleted, holds that uniqueName; whether an earlier
+        attempt's answer was lost, so that a refusal may be our own create answered twice).
+
+        Unlike the upsert (PATCH /applications(uniqueName=...) with create-if-missing, whose 204 branch
+        overwrites the registration that holds the name), a refused create changes nothing."""
+        assert body.get("uniqueName"), "a create without uniqueName could make a duplicate on retry"
+        r = await self.call("POST", self.client.applications, label="create application", body=body,
+                            ok=(201, 400, 409))
+        if r.status == 201:
+            return dict(r.body), r.after_lost
+        error = _graph_error(r.status, r.body, "POST", "create application", r.headers.get("request-id"))
+        if unique_name_taken(r.status, error):
+            return None, r.after_lost
+        raise error
 
     async def update_application(self, object_id: str, patch: dict[str, Any], *, fresh_object: bool = False) -> None:
         await self.call("PATCH", self.client.applications.by_application_id(object_id),
@@ -290,8 +298,6 @@ class Graph:
             already_done=lambda status, error, lost: _credential_gone(status, error),
         )
         return r.status in (200, 204)
-
-
 
     async def delete_application(self, object_id: str) -> None:
         await self.call("DELETE", self.client.applications.by_application_id(object_id), label="delete application")
@@ -380,6 +386,18 @@ def _origin(url: str) -> str:
 def same_origin(link: str, graph_url: str) -> bool:
     """Whether an @odata.nextLink points at the Graph endpoint we called (scheme, host and port)."""
     return link.lower().startswith("https://") and _origin(link) == _origin(graph_url)
+
+
+def unique_name_taken(status: int, error: GraphError) -> bool:
+    """Graph's refusal of a create whose uniqueName another registration (live or soft-deleted) holds:
+    400 Request_BadRequest "Another object with the same value for property uniqueName already exists."
+    (docs/emulator.md, "uniqueName"); ObjectConflict and the 409 of other key clashes are taken alike."""
+    if status == 409 and error.code == "Request_MultipleObjectsWithSameKeyValue":
+        return True
+    if status == 400 and error.code == "ObjectConflict":
+        return True
+    text = error.message.lower()
+    return status == 400 and "uniquename" in text and "already exists" in text
 
 
 def _credential_gone(status: int, error: GraphError) -> bool:

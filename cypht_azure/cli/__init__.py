@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -23,15 +23,12 @@ permission, 5 app not found, 6 status or doctor found a problem, 7 confirmation 
 8 a deploy hook failed (old secret kept), 130 interrupted.
 """
 
-app = typer.Typer(
-    name="cypht-azure",
-    cls=RootGroup,
-    help=HELP,
-    no_args_is_help=True,
-    rich_markup_mode=None,  # plain help: rich would double the start-up time
-    pretty_exceptions_enable=False,  # tracebacks with local variables could show a secret
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+# Command name -> the module under cypht_azure.cli that defines it (the root help lists them in this order).
+MODULES = {
+    "provision": "provision", "rotate-secret": "rotate", "status": "status", "doctor": "doctor",
+    "deprovision": "deprovision", "restore": "deprovision", "schedule": "schedule", "log": "log",
+    "emulator": "emulator_cmd",
+}
 
 
 def _version(value: bool) -> None:
@@ -40,7 +37,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
                                           help="Show the version and exit.")] = False,
@@ -48,14 +44,47 @@ def _root(
     pass
 
 
-def _register() -> None:
-    from cypht_azure.cli import deprovision, doctor, emulator_cmd, log, provision, rotate, schedule, status
+def new_app(commands: list[str] | None = None) -> typer.Typer:
+    """The `cypht-azure` application with these commands (all when None). A command not registered is
+    loaded when asked for (RootGroup.get_command): a run imports only the module of the command it runs."""
+    import importlib
 
-    for module in (provision, rotate, status, doctor, deprovision, schedule, log, emulator_cmd):
-        module.register(app)
+    application = typer.Typer(
+        name="cypht-azure",
+        cls=RootGroup,
+        help=HELP,
+        no_args_is_help=True,
+        rich_markup_mode=None,  # plain help: rich would double the start-up time
+        pretty_exceptions_enable=False,  # tracebacks with local variables could show a secret
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    application.callback()(_root)
+    for module in dict.fromkeys(MODULES[name] for name in (MODULES if commands is None else commands)):
+        importlib.import_module(f"cypht_azure.cli.{module}").register(application)
+    return application
 
 
-_register()
+def load_command(name: str) -> Any:
+    """The click command `name` (None for an unknown name), built from its own module only."""
+    if name not in MODULES:
+        return None
+    import typer.main
+
+    group = typer.main.get_command(new_app([name]))
+    return group.commands.get(name)  # type: ignore[attr-defined]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # every command: the CLI reference, tests
+        full = globals()["app"] = new_app()
+        return full
+    raise AttributeError(name)
+
+
+def invoked(argv: list[str]) -> list[str] | None:
+    """The command this command line runs, when it names one (options come after it)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return [first] if first in MODULES and argv[0] == first else None
 
 
 def main() -> None:
@@ -73,7 +102,7 @@ def main() -> None:
     # Memory still goes back by reference counting; `emulator`, which runs for hours, turns it back on.
     gc.disable()
     try:
-        app()
+        new_app(invoked(sys.argv[1:]))()
     except SystemExit as exc:
         _exit(exc.code)
 

@@ -331,6 +331,8 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
                                                  "CYPHT_AZURE_QUIET in the environment)."),
                                  int(ExitCode.INVALID_INPUT))
             raise typer.Exit(int(ExitCode.INVALID_INPUT))
+        if common.auth == "azure-cli" and not common.sandbox and ctx.info_name in azcli_commands():
+            _start_azure_cli(common)  # unless started from the command line already (__main__.py)
         func(common=common, **kwargs)
 
     all_params = [context] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared
@@ -338,6 +340,24 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
     wrapper.__annotations__ = {p.name: p.annotation for p in all_params}
     del wrapper.__wrapped__  # Typer must see the wrapper's signature, not the original's
     return wrapper
+
+
+def azcli_commands() -> frozenset[str]:
+    from cypht_azure.azcli import SIGNS_IN
+
+    return SIGNS_IN
+
+
+def _start_azure_cli(common: Common) -> None:
+    """Start `az account get-access-token` before the command loads its Graph and sign-in stacks, so
+    the Azure CLI's start (about a second) overlaps ours; stopped at exit if no one read it."""
+    import atexit
+
+    from cypht_azure import auth, azcli
+
+    if common.cloud in auth.CLOUDS:
+        auth.start_azure_cli(common.cloud, common.tenant)
+        atexit.register(azcli.AzureCliToken().close)
 
 
 def run(common: Common, out: Output, action: Callable[[], T]) -> T:

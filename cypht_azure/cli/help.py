@@ -91,6 +91,18 @@ class RootGroup(TyperGroup):
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         return reporting(super().resolve_command, ctx, args)
 
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """A command this run did not register is loaded from its module when asked for (a suggestion
+        naming another command needs that command's options)."""
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            from cypht_azure.cli import load_command
+
+            command = load_command(cmd_name)
+            if command is not None:
+                self.add_command(command, cmd_name)
+        return command
+
 
 # --- commands suggested in messages keep the options this run was given --------------------------------
 

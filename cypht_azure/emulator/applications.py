@@ -186,16 +186,17 @@ class Applications(DirectoryBase):
                 raise exc.BadRequest("Another object with the same value for property identifierUris already exists.")
 
     def _check_unique_name(self, app: dict[str, Any]) -> None:
+        """A uniqueName is held by one application, live or soft-deleted (docs/emulator.md, "uniqueName"):
+        a create or upsert that would take a held name gets 400 Request_BadRequest, as Entra answers."""
         name = app.get("uniqueName")
         if name is None:
             return
         if not isinstance(name, str) or not name:
             raise exc.InvalidValue("uniqueName")
-        for other in self.data["applications"].values():
+        deleted = (d["object"] for d in self.data["deleted"].values() if d.get("type") == "application")
+        for other in (*self.data["applications"].values(), *deleted):
             if other["id"] != app["id"] and str(other.get("uniqueName") or "").lower() == name.lower():
-                raise exc.DuplicateKeyValue(
-                    "Another object with the same value for property uniqueName already exists."
-                )
+                raise exc.BadRequest("Another object with the same value for property uniqueName already exists.")
 
     def app_create(self, caller: Caller, body: dict[str, Any], *, unique_name: str | None = None) -> dict[str, Any]:
         with self.store.write():

@@ -23,7 +23,7 @@ def test_sequential_and_concurrent_round_trips_with_their_reasons() -> None:
     log = [
         entry("openid", "GET", "/t/v2.0/.well-known/openid-configuration", 0.10, 0.20),
         entry("token", "POST", "/t/oauth2/v2.0/token", 0.21, 0.31, ADMIN),
-        entry("graph", "PATCH", "/v1.0/applications(uniqueName='x')", 0.40, 0.50),
+        entry("graph", "POST", "/v1.0/applications", 0.40, 0.50),
         entry("graph", "POST", "/v1.0/servicePrincipals", 0.51, 0.61),
         entry("graph", "POST", "/v1.0/applications/1/addPassword", 0.52, 0.62),
         entry("token", "POST", "/t/oauth2/v2.0/token", 0.74, 0.84, NEW_APP),
@@ -35,7 +35,7 @@ def test_sequential_and_concurrent_round_trips_with_their_reasons() -> None:
     assert [line.split(": ")[0].split()[-1] for line in lines] == [
         "sequential", "sequential", "sequential", "concurrent", "concurrent", "sequential"]
     assert "sign-in: MSAL" in lines[0] and "sign-in: needs the token endpoint" in lines[1]
-    assert "upsert" in lines[2] and "appId the upsert returned" in lines[3]
+    assert "create (refused" in lines[2] and "appId the create returned" in lines[3]
     assert "secret check: needs the secret" in lines[5]
     assert lines[0].startswith("   100 ->    200 ms  GET")
 

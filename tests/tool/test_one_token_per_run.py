@@ -251,9 +251,22 @@ def test_the_secret_check_reads_no_second_discovery(cli: Cli, emulator: Any, env
     """The check of a new secret is a new MSAL application; it shares the sign-in's transport, so the
     tenant's OpenID configuration is read once per run, not once per credential."""
     env_file.parent.mkdir(exist_ok=True)
-    for argv in (("provision", "--url", URL), ("rotate-secret",)):
+    # rotate-secret reads none: the document provision read is kept for the host (tests/tool/test_discovery_cache.py)
+    for argv, discovery in ((("provision", "--url", URL), ["openid"]), (("rotate-secret",), [])):
         emulator.clear_log()
         r = cli(*argv, "--env-file", str(env_file), timeout=180)
         assert r.returncode == 0, r
         kinds = [e.kind for e in emulator.request_log if e.kind in ("openid", "token")]
-        assert kinds == ["openid", "token", "token"], f"{argv[0]}: {kinds}"  # sign-in, then the check's token
+        assert kinds == [*discovery, "token", "token"], f"{argv[0]}: {kinds}"  # sign-in, then the check's token
+
+
+def test_a_tenant_named_by_domain_is_discovered_once(cli: Cli, emulator: Any, env_file: Path) -> None:
+    """Signed in with the tenant's domain name: the check of the new secret uses the same authority URL
+    (not the tenant GUID from the token), so one OpenID configuration is read, not two."""
+    env_file.parent.mkdir(exist_ok=True)
+    emulator.clear_log()
+    r = cli("provision", "--url", URL, "--env-file", str(env_file), env={"AZURE_TENANT_ID":
+                                                                         emulator.info["tenant_domain"]}, timeout=180)
+    assert r.returncode == 0, r
+    kinds = [e.kind for e in emulator.request_log if e.kind in ("openid", "token")]
+    assert kinds == ["openid", "token", "token"], kinds

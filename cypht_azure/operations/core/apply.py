@@ -12,6 +12,7 @@ async function registered with `@handles(StepType)`; it returns a short detail f
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -64,6 +65,18 @@ class Interrupted(CyphtAzureError):
     exit_code = ExitCode.INTERRUPTED
 
 
+class RegistrationTaken(Exception):
+    """Graph refused to create the registration: another one, live or deleted, holds its uniqueName.
+    Raised only when nothing was changed; the caller reads the registration and plans again."""
+
+    def __init__(self, unique_name: str) -> None:
+        super().__init__(unique_name)
+        self.unique_name = unique_name
+
+
+ADOPT_WINDOW = dt.timedelta(minutes=10)
+
+
 @dataclass
 class Context:
     session: Session
@@ -95,6 +108,12 @@ async def apply(plan: Plan, ctx: Context) -> Applied:
     for batch in _batches(applied.records):
         try:
             await _run(batch, ctx)
+        except RegistrationTaken:
+            if any(r.status == DONE for r in applied.records) or ctx.undo:
+                raise
+            for record in batch:
+                record.status = NOT_RUN  # nothing ran: the plan is made again, not reported as failed
+            raise
         except BaseException as exc:
             for record in batch:
                 if record.status != DONE:
@@ -195,24 +214,29 @@ def _explain(exc: BaseException, applied: Applied, undo_failures: list[str]) -> 
 
 @handles(CreateRegistration)
 async def _create(step: CreateRegistration, ctx: Context, record: StepRecord) -> str | None:
+    """POST /applications with the uniqueName: a registration holding it is never changed (Graph refuses
+    the create). A refusal after a lost answer may be our own create: adopted only if it is a fresh,
+    secretless registration of ours, else RegistrationTaken as for any refusal."""
     graph, applied = ctx.session.graph, ctx.applied
-    app, after_lost = await graph.upsert_application(step.unique_name, dict(step.body))
+    started = dt.datetime.now(dt.timezone.utc)
+    app, after_lost = await graph.create_application({**step.body, "uniqueName": step.unique_name})
     if app is None and after_lost:
-        # Our first attempt created it and its answer was lost; the retry found it and answered 204.
-        app = await graph.get_application(unique_name=step.unique_name, fresh_object=True)
+        found = await graph.get_application(unique_name=step.unique_name, fresh_object=True)
+        if found is not None and _our_lost_create(found, started):
+            app = found
     if app is None:
-        # Someone created a registration for this URL between our read and our write (Graph answered
-        # 204: updated). Never adopt it silently.
-        found = await graph.get_application(unique_name=step.unique_name)
-        tags = (found or {}).get("tags") or []
-        raise OperationFailed(
-            f"A registration for this URL ({step.unique_name}) appeared while this run was planning"
-            + ("" if cypht.TAG in tags else ", not made by cypht-azure") + ".",
-            hint="Run the command again: it then plans against that registration.",
-        )
+        raise RegistrationTaken(step.unique_name)
     applied.object_id, applied.client_id, applied.created = str(app["id"]), str(app["appId"]), True
     checkpoint("app-ready")
     return f"client ID {applied.client_id}"
+
+
+def _our_lost_create(app: dict[str, Any], started: dt.datetime) -> bool:
+    from cypht_azure.operations.core.session import parse_time
+
+    created = parse_time(app.get("createdDateTime"))
+    return (cypht.TAG in (app.get("tags") or []) and not app.get("passwordCredentials")
+            and created is not None and abs(created - started) <= ADOPT_WINDOW)
 
 
 @handles(PatchRegistration)

@@ -3,6 +3,10 @@
     lock .env -> read it -> sign in -> read the registration (by --app-id, the client ID in .env,
     or the uniqueName derived from the URL) -> plan_provision() -> apply()
 
+When nothing names an app (`creates_first`), the read is skipped: the plan is the one for "no
+registration yet", and its create (POST /applications with the uniqueName) is refused by Graph, changing
+nothing, if a registration holds that uniqueName; the run then reads it and plans again as above.
+
 The plan, in order: create the registration or merge-patch its drift; only if `.env` does not
 already hold a live secret of this app: make room under Entra's 2-secret limit and add a secret;
 write `.env` (the commit point: before it a new secret is removed again on failure or Ctrl-C);
@@ -21,9 +25,9 @@ from typing import Any
 
 from cypht_azure import cypht, envfile, rehearsal
 from cypht_azure.durations import describe
-from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError
+from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError, OperationFailed
 from cypht_azure.operations.core import envstate
-from cypht_azure.operations.core.apply import Context, apply, rehearse_deploy_hooks
+from cypht_azure.operations.core.apply import Context, RegistrationTaken, apply, rehearse_deploy_hooks
 from cypht_azure.operations.core.apps import require_guid
 from cypht_azure.operations.core.secrets import (
     INSTALLATION_KEY,
@@ -450,10 +454,58 @@ async def read_registration(session: Session, request: ProvisionRequest, doc: en
     return app, sp is not None
 
 
+def creates_first(request: ProvisionRequest, doc: envfile.EnvDocument) -> bool:
+    """Whether provision may create the registration without reading Graph first: nothing names an app
+    (no --app-id, no client ID in any provider block of `.env`) and the run changes things. The create
+    itself refuses a uniqueName another registration holds (Graph's answer to POST /applications), so
+    an existing registration is never changed by it; the run then reads it and plans against it."""
+    if request.dry_run or request.app_id:
+        return False
+    return not any(s.client_id for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values())
+
+
 async def provision(session: Session, request: ProvisionRequest, doc: envfile.EnvDocument,
                     on_record: Callable[[StepRecord], None]) -> ProvisionResult:
     base = await emulator_base(session, request) if request.emulator_endpoints else None
+    if creates_first(request, doc):
+        try:
+            return await _provision(session, request, doc, on_record, None, False, base)
+        except RegistrationTaken:  # nothing was changed: read what holds the name, plan against it
+            session.progress.step("A registration for this URL exists: reading it")
     app, has_sp = await read_registration(session, request, doc)
+    try:
+        return await _provision(session, request, doc, on_record, app, has_sp, base)
+    except RegistrationTaken as exc:
+        taken = exc.unique_name
+    # No registration holds the name, yet Graph refuses it: one deleted in the last 30 days keeps it.
+    deleted = await session.graph.list_deleted_applications(
+        filter=f"uniqueName eq '{taken}'", select=["id", "appId", "displayName", "deletedDateTime", "tags"])
+    ours = [d for d in deleted if cypht.TAG in (d.get("tags") or [])]
+    if not ours:
+        which = f" ({deleted[0].get('appId')}, {deleted[0].get('displayName')!r})" if deleted else ""
+        raise OperationFailed(
+            f"Microsoft Graph refuses to create the registration: a deleted registration{which} not made by "
+            f"cypht-azure holds its uniqueName {taken}. Nothing was changed.",
+            hint="A registration deleted in the last 30 days keeps its uniqueName: restore it (Entra admin center "
+                 "> App registrations > Deleted applications) and run again with --app-id, or delete it "
+                 "permanently there and run again.")
+    # cypht-azure's own registration for this URL, deleted by `deprovision`: brought back (its client ID
+    # and settings; `restore` does the same), then planned against as a re-run.
+    session.progress.step(f"Restoring the registration {ours[0]['appId']} deleted {ours[0].get('deletedDateTime')}")
+    await session.graph.restore_deleted(str(ours[0]["id"]))
+    app, has_sp = await read_registration(session, request, doc)
+    if app is None:
+        app = await session.graph.get_application(unique_name=taken, fresh_object=True)  # the restore may lag
+    result = await _provision(session, request, doc, on_record, app, has_sp, base)
+    result.notes.insert(0, f"Restored the app registration {ours[0]['appId']} for this URL, deleted "
+                           f"{ours[0].get('deletedDateTime')}: a deleted registration keeps its uniqueName for 30 "
+                           "days, so none could be created in its place.")
+    return result
+
+
+async def _provision(session: Session, request: ProvisionRequest, doc: envfile.EnvDocument,
+                     on_record: Callable[[StepRecord], None], app: dict[str, Any] | None, has_sp: bool,
+                     base: str | None) -> ProvisionResult:
     now = utcnow()
     endpoints = session.cypht_endpoints({**(app or {}), "signInAudience": prepare(request).body["signInAudience"]})
     endpoints = dataclasses.replace(endpoints, rehearsal_base=base)

@@ -213,9 +213,12 @@ class SecretCheck:
 def secret_credential(session: Session, client_id: str, secret: Secret) -> Any:
     from azure.identity import ClientSecretCredential
 
-    # The sign-in's transport: the tenant's OpenID configuration is not read again.
+    # The sign-in's transport and the tenant as the sign-in named it (a domain name, say, rather than the
+    # GUID its token carries): the same authority URL, so its OpenID configuration is not read again.
     kw = {**auth.identity_kwargs(session.endpoints, session.connection.timeout), "retry_total": 0}
-    return ClientSecretCredential(session.tenant_id, client_id, secret.reveal(), **kw)
+    named = session.connection.signin.tenant
+    tenant = named if named and named.lower() not in ("common", "organizations", "consumers") else session.tenant_id
+    return ClientSecretCredential(tenant, client_id, secret.reveal(), **kw)
 
 
 def try_secret(session: Session, credential: Any) -> SecretCheck:
