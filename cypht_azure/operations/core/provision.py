@@ -28,6 +28,7 @@ from cypht_azure.operations.core.apps import require_guid
 from cypht_azure.operations.core.secrets import (
     INSTALLATION_KEY,
     LEFT_BY_INTERRUPTED_RUN,
+    LEFT_BY_REPLACED_FILE,
     MAKES_ROOM,
     Owners,
     key_id_of,
@@ -336,6 +337,10 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
         notes += copy_notes(owners, credentials)
     if held is None and request.verify:
         steps.append(VerifySecret(request.verify_timeout))
+    if app is not None and held is None and request.verify:
+        # The file this one replaced at this path (a redeploy) left its secret: no file holds it now.
+        steps += [RemoveSecret(key_id_of(c), LEFT_BY_REPLACED_FILE)
+                  for c in owners.replaced(credentials) if key_id_of(c) not in room]
     return Plan("provision", tuple(steps), tuple(notes))
 
 
