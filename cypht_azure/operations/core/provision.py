@@ -76,6 +76,7 @@ class ProvisionRequest:
     verify: bool = True
     deploy_hooks: tuple[hooks.Hook, ...] = ()
     hooks_timeout: float = hooks.DEFAULT_TIMEOUT
+    skip_hooks: bool = False  # --skip-deploy-hooks: an earlier run's failed hooks are given up
     run_hooks_in_dry_run: bool = False
     record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
     verify_timeout: float = 120.0
@@ -322,7 +323,7 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
     elif held is not None and pending == held.key_id:
         # rotate-secret wrote this secret but its deploy hooks did not succeed: they run first
         run_hooks = RunDeployHooks(request.deploy_hooks, request.hooks_timeout, key_id=held.key_id,
-                                   expires=held.expires, retry=True)
+                                   expires=held.expires, retry=True, skip=request.skip_hooks)
     if values:
         values.update(installation_value(doc, owners))
     if values:

@@ -77,6 +77,7 @@ class RotateRequest:
     hooks_timeout: float = hooks.DEFAULT_TIMEOUT
     run_hooks_in_dry_run: bool = False
     record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
+    skip_hooks: bool = False  # --skip-deploy-hooks: an earlier run's failed hooks are given up
 
 
 @dataclass
@@ -218,7 +219,7 @@ def plan_hooks_retry(request: RotateRequest, credentials: list[dict[str, Any]], 
     keep = request.keep_previous
     steps: list[Step] = [RunDeployHooks(request.deploy_hooks, request.hooks_timeout, () if keep else superseded,
                                         key_id=pending, expires=str(by_id[pending].get("endDateTime") or ""),
-                                        retry=True)]
+                                        retry=True, skip=request.skip_hooks)]
     if not keep:
         steps += [RemoveSecret(k, "superseded: .env no longer holds it") for k in superseded]
     notes = ("An earlier run wrote the secret in .env, but its deploy hooks did not succeed; the old secret "
