@@ -125,6 +125,7 @@ class Loop:
         self.rng = random.Random()
         self.known: set[str] = set()  # every secret value seen in .env: none may ever be printed
         self.episode_start = 0
+        self.settle = 0.0  # seconds a delayed request of a killed run may still take in the emulator
 
     # ------------------------------------------------------------------ episodes
 
@@ -175,8 +176,12 @@ class Loop:
         self.stats.faults[fault] += 1
         before = invariant.snapshot(self.env_file, known_secrets=self.known)
         self.emulator.faults.clear()
+        self.settle = 0.0
         try:
             runs = self.faulted(fault, command)
+            # A request the emulator was delaying when its client died still completes (as Graph's would):
+            # let it land before looking, so what it made is seen by the check and by the clean run.
+            time.sleep(self.settle)
         except Hung as exc:
             self._violation(i, fault, f"hung: {exc}")
             return
@@ -236,6 +241,7 @@ class Loop:
             return [self._kill(env, args, pause=self.home / "paused")]
         if fault == "kill-in-addPassword":
             rule = self.emulator.faults.latency(rng.uniform(0.5, 1.5), method="POST", path=r"/addPassword$", times=1)
+            self.settle = rule.delay + 0.5
             return [self._kill(env, args, rule=rule, after=rng.uniform(0.0, rule.delay + 0.2))]
         if fault == "kill-in-write":  # the secret is in the temporary file, not renamed yet
             env |= self._pause_env() | {"CYPHT_AZURE_TEST_ACT_ON_FSYNC": "1", "PYTHONPATH": f"{INJECT}:{REPO}"}
@@ -266,7 +272,8 @@ class Loop:
             return [self._run(env, args)]
         if fault == "emulator-latency":
             path = rng.choice([r"/addPassword$", r"/applications", r"/oauth2/v2\.0/token$", r".*"])
-            self.emulator.faults.latency(rng.uniform(0.1, 1.5), path=path, times=rng.randint(1, 3))
+            rule = self.emulator.faults.latency(rng.uniform(0.1, 1.5), path=path, times=rng.randint(1, 3))
+            self.settle = rule.delay + 0.5
             if rng.random() < 0.5:
                 return [self._kill(env, args, after=rng.uniform(0.3, 3.5))]
             return [self._run(env, args)]
