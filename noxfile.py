@@ -46,3 +46,21 @@ def bench(session: nox.Session) -> None:
     """
     session.install(".")  # the dependencies; run.py installs the tool itself into a separate venv, not editable
     session.run("python", "benchmarks/run.py", *session.posargs)
+
+
+@nox.session(python=PY)
+def chaos(session: nox.Session) -> None:
+    """The randomized fault loop, long: `nox -s chaos -- --iterations 500 --seed S` (`--budget SECONDS` to
+    stop earlier, `--start I` to replay the episode of a failure at iteration I). Prints the figures."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="nox -s chaos --")
+    parser.add_argument("--iterations", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=20261206)
+    parser.add_argument("--budget", type=float, default=0.0, help="seconds; 0 for none")
+    parser.add_argument("--start", type=int, default=0)
+    args = parser.parse_args(session.posargs)
+    session.install("-e", ".[test]")
+    session.run("pytest", "-n", "0", "-s", "-q", "tests/guarantees/test_chaos.py", env={
+        "CYPHT_AZURE_CHAOS_ITERATIONS": str(args.iterations), "CYPHT_AZURE_CHAOS_SEED": str(args.seed),
+        "CYPHT_AZURE_CHAOS_BUDGET": str(args.budget), "CYPHT_AZURE_CHAOS_START": str(args.start)})

@@ -122,6 +122,11 @@ RunDeployHooksOpt = Annotated[bool, typer.Option(
     "--run-deploy-hooks", envvar=env("RUN_DEPLOY_HOOKS"), rich_help_panel=RENEWAL,
     help="With --dry-run: run the deploy hooks too (against the secret .env holds now), to test them.",
 )]
+SkipDeployHooksOpt = Annotated[bool, typer.Option(
+    "--skip-deploy-hooks", envvar=env("SKIP_DEPLOY_HOOKS"), rich_help_panel=RENEWAL,
+    help="Run no deploy hook, not even those of the hooks folder. When an earlier run's hooks failed, this "
+         "is the only way to remove the old secret without them (a run with no hooks keeps it).",
+)]
 NotifyOpt = Annotated[list[str] | None, typer.Option(
     "--notify", metavar="URL", envvar=env("NOTIFY"), rich_help_panel=RENEWAL,
     help="POST a JSON event to this webhook on every rotation, every failure and every secret expiring "
@@ -491,15 +496,18 @@ class Renewal:
 
 
 def prepare_renewal(common: Common, env_file: Path, *, deploy_hook: list[str] | None, notify: list[str] | None,
-                    own: dict[str, Any]) -> Renewal:
+                    own: dict[str, Any], skip_hooks: bool = False) -> Renewal:
     """Check hooks and webhook URLs before anything happens; what to record in .env (only what was set)."""
     from cypht_azure import envfile
+    from cypht_azure.errors import InputError
     from cypht_azure.operations.unattended import hooks, settings
     from cypht_azure.operations.unattended import notify as webhooks
 
+    if skip_hooks and deploy_hook:
+        raise InputError("--skip-deploy-hooks and --deploy-hook contradict each other.",
+                         hint="Give one of them.")
     folder = hooks.default_hooks_dir()
-    found = tuple(hooks.collect(deploy_hook or [], folder))
-    hooks.validate(found, folder)
+    found = () if skip_hooks else hooks.validate(hooks.collect(deploy_hook or [], folder), folder)  # what runs
     urls = webhooks.validate_urls(notify or [])
     given = {name: getattr(common, name) for name in settings.KEYS if hasattr(common, name)} | own | {"notify": urls}
     return Renewal(env_file, found, urls, settings.updates(given, common.user_set, envfile.parse("")))

@@ -15,6 +15,7 @@ from cypht_azure.cli.common import (
     Output,
     Renewal,
     RunDeployHooksOpt,
+    SkipDeployHooksOpt,
     choices,
     command,
     connection,
@@ -87,6 +88,7 @@ def provision(
     deploy_hook: DeployHookOpt = None,
     deploy_hook_timeout: DeployHookTimeoutOpt = 300.0,
     run_deploy_hooks: RunDeployHooksOpt = False,
+    skip_deploy_hooks: SkipDeployHooksOpt = False,
     notify: NotifyOpt = None,
     emulator_endpoints: Annotated[bool, typer.Option(
         "--emulator-endpoints", envvar=env("EMULATOR_ENDPOINTS"), rich_help_panel=REHEARSAL,
@@ -138,12 +140,14 @@ def provision(
         layered = common.with_recorded(recorded)
         chosen = audience if "audience" in common.user_set else recorded.get("audience") or audience
         urls = notify if "notify" in common.user_set else recorded.get("notify")
-        renewal = prepare_renewal(layered, env_path, deploy_hook=deploy_hook, notify=urls, own={"audience": audience})
+        renewal = prepare_renewal(layered, env_path, deploy_hook=deploy_hook, notify=urls, own={"audience": audience},
+                                  skip_hooks=skip_deploy_hooks)
         prepared.append(renewal)
         request = ProvisionRequest(
             url=url, env_file=env_path, redirect_uris=list(redirect_uri or []),
             providers=providers, name=name, audience=chosen, secret_lifetime=lifetime, deploy_hooks=renewal.hooks,
             hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
+            skip_hooks=skip_deploy_hooks,
             app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
             emulator_endpoints=emulator_endpoints, emulator_url=emulator_url,
             remove_redirect_uris=list(remove_redirect_uri or []),

@@ -19,6 +19,7 @@ from cypht_azure.cli.common import (
     Output,
     Renewal,
     RunDeployHooksOpt,
+    SkipDeployHooksOpt,
     command,
     connection,
     env,
@@ -67,6 +68,7 @@ def rotate_secret(
     deploy_hook: DeployHookOpt = None,
     deploy_hook_timeout: DeployHookTimeoutOpt = 300.0,
     run_deploy_hooks: RunDeployHooksOpt = False,
+    skip_deploy_hooks: SkipDeployHooksOpt = False,
     notify: NotifyOpt = None,
 ) -> None:
     """Replace the client secret in .env with a new one, with no moment without a working secret.
@@ -95,7 +97,8 @@ def rotate_secret(
         recorded = settings.load(env_path)
         layered = common.with_recorded(recorded)
         urls = notify if "notify" in common.user_set else recorded.get("notify")
-        renewal = prepare_renewal(layered, env_path, deploy_hook=deploy_hook, notify=urls, own={})
+        renewal = prepare_renewal(layered, env_path, deploy_hook=deploy_hook, notify=urls, own={},
+                                  skip_hooks=skip_deploy_hooks)
         prepared.append(renewal)
 
         lifetime = parse_duration(secret_lifetime, option="--secret-lifetime", maximum=MAX_SECRET_LIFETIME,
@@ -107,6 +110,7 @@ def rotate_secret(
         request = RotateRequest(
             env_file=env_path, app_id=app_id, url=url, when_due=when_due, deploy_hooks=renewal.hooks,
             hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
+            skip_hooks=skip_deploy_hooks,
             if_expiring_within=parse_duration(if_expiring_within, option="--if-expiring-within")
             if if_expiring_within else None,
             keep_previous=keep_previous, switch_app=switch_app, secret_lifetime=lifetime, dry_run=dry_run, verify_timeout=verify_timeout,

@@ -58,12 +58,16 @@ def test_flags_first_then_folder_each_once(tmp_path: Path) -> None:
 
 def test_default_folder_for_root_and_users(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "HOME": str(tmp_path)}
+    system = tmp_path / "etc" / "cypht-azure" / "deploy-hooks.d"   # /etc/cypht-azure/deploy-hooks.d, not there yet
+    monkeypatch.setattr(hooks, "SYSTEM_HOOKS_DIR", system)
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert hooks.default_hooks_dir(env) == Path("/etc/cypht-azure/deploy-hooks.d")
+    assert hooks.default_hooks_dir(env) == system
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
     assert hooks.default_hooks_dir(env) == tmp_path / "cfg" / "cypht-azure" / "deploy-hooks.d"
     assert hooks.default_hooks_dir({"HOME": str(tmp_path)}) == tmp_path / ".config" / "cypht-azure" / "deploy-hooks.d"
     assert hooks.default_hooks_dir({**env, "CYPHT_AZURE_HOOKS_DIR": "/x"}) == Path("/x")
+    system.mkdir(parents=True)   # once root installed it, every user's run uses it
+    assert hooks.default_hooks_dir(env) == system
 
 
 @pytest.mark.parametrize(("command", "problem"), [

@@ -211,9 +211,12 @@ def test_plan_deprovision(request_kw: dict[str, Any], already: bool, steps: list
 # ---- who owns a secret (issue 11, defect 5) ------------------------------------------------------------
 
 
-def named(key: str, installation: str, after: str = "-", days: int = 200) -> dict[str, Any]:
+def named(key: str, installation: str, after: str = "-", days: int = 200, at: Path = ENV) -> dict[str, Any]:
     return {"keyId": key, "endDateTime": (NOW + dt.timedelta(days=days)).isoformat(),
-            "displayName": new_secret_name(NOW, ENV, installation=installation, after=after)}
+            "displayName": new_secret_name(NOW, at, installation=installation, after=after)}
+
+
+COPY = Path("/srv/copy-of-cypht/.env")  # another live file with the same installation ID
 
 
 IID = "0123456789abcdef"
@@ -233,7 +236,7 @@ def test_held_secret_made_on_another_host_is_superseded_by_a_rotation() -> None:
 def test_an_interrupted_runs_secret_is_removed_but_a_copys_is_reported() -> None:
     doc = envfile.parse(with_id(env_text()))
     orphan = named(ORPHAN, IID, after=HELD[:8])  # this file's run, killed after addPassword
-    copy = named(OLD, IID, after="77777777")      # made by a copy of this file that rotated on its own
+    copy = named(OLD, IID, after="77777777", at=COPY)  # made by a copy of this file that rotated on its own
     plan = plan_rotate(RotateRequest(env_file=ENV, if_expiring_within=dt.timedelta(days=30)), doc,
                        app(named(HELD, IID), orphan, copy), NOW)
     assert [s.key_id for s in plan.steps] == [ORPHAN]
@@ -243,15 +246,28 @@ def test_an_interrupted_runs_secret_is_removed_but_a_copys_is_reported() -> None
 def test_a_copy_that_rotated_away_the_held_secret_is_not_fought() -> None:
     """The other file rotated first: our held secret is gone and its successor is theirs, not an orphan."""
     doc = envfile.parse(with_id(env_text()))
-    theirs = named(OLD, IID, after=HELD[:8])
+    theirs = named(OLD, IID, after=HELD[:8], at=COPY)
     plan = plan_rotate(RotateRequest(env_file=ENV), doc, app(theirs), NOW)
     assert OLD not in [s.key_id for s in plan.of(RemoveSecret)]
     assert any("a copy of this file" in n for n in plan.notes)
 
 
+def test_the_secret_of_the_file_this_one_replaced_goes_once_the_new_one_works() -> None:
+    """A redeploy: the file at this path was made again; the secret its predecessor made here is held by no file."""
+    doc = envfile.parse(with_id(env_text(key=None)))
+    gone = named(OLD, IID, after="77777777")   # made at this very path, by the file this one replaced
+    plan = plan_rotate(RotateRequest(env_file=ENV), doc, app(gone), NOW)
+    assert shape(plan)[-2:] == ["WriteEnv*", "RemoveSecret"] and plan.steps[-1].key_id == OLD
+    assert shape(plan).index("VerifySecret") < shape(plan).index("RemoveSecret")
+    assert not any("a copy of this file" in n for n in plan.notes)
+    # at the limit it makes room instead, and never names the held secret
+    full = plan_rotate(RotateRequest(env_file=ENV), envfile.parse(with_id(env_text())), app(named(HELD, IID), gone), NOW)
+    assert shape(full)[0] == "RemoveSecret" and full.steps[0].key_id == OLD
+
+
 def test_the_installation_id_is_recorded_and_names_new_secrets() -> None:
     plan = plan_rotate(RotateRequest(env_file=ENV), envfile.parse(with_id(env_text())), app(named(HELD, IID)), NOW)
     (add,) = plan.of(AddSecret)
-    assert add.display_name.endswith(f" id:{IID} after:{HELD[:8]}")
+    assert f" id:{IID} after:{HELD[:8]} at:" in add.display_name
     (write,) = plan.of(WriteEnv)
     assert "CYPHT_AZURE_INSTALLATION_ID" not in write.values  # already recorded

@@ -351,7 +351,8 @@ async def rehearse_deploy_hooks(plan: Plan, env_path: Path, client_id: str, key_
     if not steps or not key_id:
         return None
     facts = hooks.HookEnv(env_path, client_id, key_id, steps[0].old_key_ids, expires or "")
-    report = await asyncio.to_thread(hooks.run_all, steps[0].hooks, facts, timeout=steps[0].timeout)
+    report = await asyncio.to_thread(hooks.run_all, steps[0].hooks, facts, timeout=steps[0].timeout,
+                                     redact=envstate.secrets_known(env_path))
     applied.hook_runs = report.runs
     return None if report.ok else f"The deploy hook {report.failed[0].describe()} (dry run: nothing else was changed)."
 
@@ -361,9 +362,19 @@ async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepReco
     applied = ctx.applied
     key_id, expires = step.key_id or applied.key_id, step.expires or applied.expires
     assert applied.client_id and key_id
-    facts = hooks.HookEnv(ctx.env_path, applied.client_id, key_id, step.old_key_ids, expires or "")
-    redact = [applied.secret] if applied.secret is not None else []
-    report = await asyncio.to_thread(hooks.run_all, step.hooks, facts, timeout=step.timeout, redact=redact)
+    if step.retry and not step.hooks and not step.skip:
+        raise DeployHookFailed(
+            f"An earlier run wrote the secret {key_id} into {ctx.env_path}, but its deploy hooks did not succeed, "
+            "and no deploy hook is configured for this run: the old secret was kept, because a running Cypht "
+            "may still use it. Run again with the deploy hooks (--deploy-hook or the hooks folder "
+            f"{hooks.default_hooks_dir()}), or with --skip-deploy-hooks to remove the old secret without them.")
+    report = hooks.HookReport()
+    if not step.skip:
+        facts = hooks.HookEnv(ctx.env_path, applied.client_id, key_id, step.old_key_ids, expires or "")
+        redact = [*([applied.secret] if applied.secret is not None else []),
+                  *envstate.secrets_known(ctx.env_path, ctx.doc),
+                  *([ctx.session.connection.client_secret] if ctx.session.connection.client_secret else [])]
+        report = await asyncio.to_thread(hooks.run_all, step.hooks, facts, timeout=step.timeout, redact=redact)
     applied.hook_runs = report.runs
     if not report.ok:
         failed = report.failed[0]
@@ -375,6 +386,8 @@ async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepReco
         clear: dict[str, str | None] = {envstate.DEPLOY_PENDING: None}
         ctx.doc = ctx.doc.updated(clear)
         envstate.write_env(ctx.env_path, ctx.doc.render(), updates=clear, block_comment=None)
+    if step.skip:
+        return "skipped (--skip-deploy-hooks)"
     return f"{len(report.runs)} hook(s) succeeded" if report.runs else None
 
 

@@ -168,6 +168,21 @@ def preflight(target: envdisk.EnvTarget, doc: envfile.EnvDocument, providers: li
                                 redirect_uri=doc.get(keys.client_uri) or _SAMPLE_URI), block_comment=BLOCK_COMMENT)
 
 
+def secrets_known(path: Path, *docs: envfile.EnvDocument | None) -> list[Secret]:
+    """Every client secret value of `docs` and of `.env` as this command read it (old and new), and the
+    sign-in secrets of this process: what a deploy hook's output is redacted of."""
+    target = _OPEN.get(Path(path))
+    found: list[Secret] = []
+    for doc in (*docs, target.document if target is not None else None):
+        if doc is None:
+            continue
+        found += [Secret(value) for provider in cypht.PROVIDERS
+                  if (value := doc.get(cypht.provider_keys(provider).client_secret))]
+    found += [Secret(value) for name in ("AZURE_CLIENT_SECRET", "CYPHT_AZURE_CLIENT_SECRET")
+              if (value := os.environ.get(name))]
+    return found
+
+
 def recheck(path: Path) -> None:
     """Right before a secret is created: the disk checks of `preflight()` once more, on the `.env`
     this command opened (its mode, owner, ACLs or mount may have changed while Graph was called)."""

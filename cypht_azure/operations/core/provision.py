@@ -32,6 +32,7 @@ from cypht_azure.operations.core.apps import require_guid
 from cypht_azure.operations.core.secrets import (
     INSTALLATION_KEY,
     LEFT_BY_INTERRUPTED_RUN,
+    LEFT_BY_REPLACED_FILE,
     MAKES_ROOM,
     Owners,
     key_id_of,
@@ -79,6 +80,7 @@ class ProvisionRequest:
     verify: bool = True
     deploy_hooks: tuple[hooks.Hook, ...] = ()
     hooks_timeout: float = hooks.DEFAULT_TIMEOUT
+    skip_hooks: bool = False  # --skip-deploy-hooks: an earlier run's failed hooks are given up
     run_hooks_in_dry_run: bool = False
     record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
     verify_timeout: float = 120.0
@@ -325,7 +327,7 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
     elif held is not None and pending == held.key_id:
         # rotate-secret wrote this secret but its deploy hooks did not succeed: they run first
         run_hooks = RunDeployHooks(request.deploy_hooks, request.hooks_timeout, key_id=held.key_id,
-                                   expires=held.expires, retry=True)
+                                   expires=held.expires, retry=True, skip=request.skip_hooks)
     if values:
         values.update(installation_value(doc, owners))
     if values:
@@ -340,6 +342,10 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
         notes += copy_notes(owners, credentials)
     if held is None and request.verify:
         steps.append(VerifySecret(request.verify_timeout))
+    if app is not None and held is None and request.verify:
+        # The file this one replaced at this path (a redeploy) left its secret: no file holds it now.
+        steps += [RemoveSecret(key_id_of(c), LEFT_BY_REPLACED_FILE)
+                  for c in owners.replaced(credentials) if key_id_of(c) not in room]
     return Plan("provision", tuple(steps), tuple(notes))
 
 

@@ -30,6 +30,7 @@ from cypht_azure.operations.core.apps import Target, fetch_app, not_found, requi
 from cypht_azure.operations.core.provision import copy_notes, installation_value, same_value
 from cypht_azure.operations.core.secrets import (
     LEFT_BY_INTERRUPTED_RUN,
+    LEFT_BY_REPLACED_FILE,
     MAKES_ROOM,
     Owners,
     is_tool_secret,
@@ -76,6 +77,7 @@ class RotateRequest:
     hooks_timeout: float = hooks.DEFAULT_TIMEOUT
     run_hooks_in_dry_run: bool = False
     record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
+    skip_hooks: bool = False  # --skip-deploy-hooks: an earlier run's failed hooks are given up
 
 
 @dataclass
@@ -184,7 +186,9 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
         if superseded:
             notes.append(f"Keep the previous secret(s) {', '.join(superseded)} (--keep-previous).")
     else:
-        steps += [RemoveSecret(k, "superseded: .env no longer holds it") for k in superseded]
+        replaced = {key_id_of(c) for c in owners.replaced(credentials)}
+        steps += [RemoveSecret(k, LEFT_BY_REPLACED_FILE if k in replaced else "superseded: .env no longer holds it")
+                  for k in superseded]
     foreign = foreign_ids(owners, credentials)
     if foreign:
         notes.append(f"Leave alone {len(foreign)} secret(s) that cypht-azure did not create for this .env: "
@@ -193,10 +197,13 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
 
 
 def superseded_by_rotation(owners: Owners, credentials: list[dict[str, Any]]) -> list[str]:
-    """What a rotation removes once `.env` holds the new secret: the tool's secrets `.env` held before
-    (whatever host or path they were made on), and those its own interrupted runs left, oldest first."""
+    """What a rotation removes once `.env` holds the new (verified) secret: the tool's secrets `.env` held
+    before (whatever host or path they were made on), those its own interrupted runs left, and those of
+    the file it replaced at this path (a redeploy), oldest first."""
+    replaced = owners.replaced(credentials)
     return [key_id_of(c) for c in oldest_first(credentials)
-            if (key_id_of(c) in owners.held and is_tool_secret(c)) or c in owners.removable(credentials, keep=set())]
+            if (key_id_of(c) in owners.held and is_tool_secret(c)) or c in owners.removable(credentials, keep=set())
+            or c in replaced]
 
 
 def foreign_ids(owners: Owners, credentials: list[dict[str, Any]]) -> list[str]:
@@ -212,7 +219,7 @@ def plan_hooks_retry(request: RotateRequest, credentials: list[dict[str, Any]], 
     keep = request.keep_previous
     steps: list[Step] = [RunDeployHooks(request.deploy_hooks, request.hooks_timeout, () if keep else superseded,
                                         key_id=pending, expires=str(by_id[pending].get("endDateTime") or ""),
-                                        retry=True)]
+                                        retry=True, skip=request.skip_hooks)]
     if not keep:
         steps += [RemoveSecret(k, "superseded: .env no longer holds it") for k in superseded]
     notes = ("An earlier run wrote the secret in .env, but its deploy hooks did not succeed; the old secret "

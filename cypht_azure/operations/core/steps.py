@@ -159,9 +159,12 @@ class RunDeployHooks(Step):
     key_id: str | None = None    # retrying an earlier run's hooks: the secret .env holds; else the new one
     expires: str | None = None
     retry: bool = False
+    skip: bool = False           # --skip-deploy-hooks on a retry: give the failed hooks up, run none
 
     def summary(self) -> str:
         names = ", ".join(h.name for h in self.hooks) or "none configured"
+        if self.retry and self.skip:
+            return "Give up the deploy hooks that did not succeed last time (--skip-deploy-hooks)"
         if self.retry:
             return f"Run again the deploy hooks that did not succeed last time ({names})"
         return f"Run the deploy hooks ({names})"

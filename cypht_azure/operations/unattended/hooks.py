@@ -1,26 +1,39 @@
 """Deploy hooks: commands that make a running Cypht pick up the new secret after `.env` holds it.
 
 Two sources, run in this order and each at most once: the `--deploy-hook CMD` flags (shell command
-lines, in the order given), then the executables of the hooks folder in name order
-(`/etc/cypht-azure/deploy-hooks.d/` for root, `$XDG_CONFIG_HOME/cypht-azure/deploy-hooks.d/` otherwise;
-`CYPHT_AZURE_HOOKS_DIR` overrides). A flag that names a folder hook's path runs once.
+lines, in the order given), then the executables of the hooks folder in name order. The hooks folder is
+the same for every run on the machine, whoever runs it (root by hand, a scheduled job as another user):
+`/etc/cypht-azure/deploy-hooks.d/` whenever it exists (and for root always), else, for a user other
+than root, `$XDG_CONFIG_HOME/cypht-azure/deploy-hooks.d/`; `CYPHT_AZURE_HOOKS_DIR` overrides. A flag
+that names a folder hook's path runs once.
 
-Hooks are checked before anything changes in Graph (`validate`), and run with an environment built
-here from scratch (`hook_environment`): a few harmless variables of ours plus the locale, PATH and the
-tools' own settings (Docker, Kubernetes) — never the client secret, never the sign-in credentials,
-and `os.environ` is never edited. A hook reads the secret from the `.env` file if it needs it.
+Hooks are resolved and checked when the plan is made, before anything changes in Graph (`validate`):
+each program becomes an absolute path — a relative one (`./reload.sh`) against the folder the command
+was started in, never the `.env` folder — and exactly that file runs, in that folder. As root, a hook
+whose file or any folder above it another user owns or may write is refused (cron's and sudo's rule).
+Hooks run with an environment built here from scratch (`hook_environment`): a few harmless variables
+of ours plus the locale, PATH and the tools' own settings (Docker, Kubernetes) — never the client
+secret, never the sign-in credentials, and `os.environ` is never edited. A hook reads the secret from
+the `.env` file if it needs it; its output is redacted of every secret the run knows before it is shown.
+
+A hook runs in its own process group; at its time-out the whole group is killed and its output pipe is
+not waited on any more (a child that escaped with `setsid` cannot hold the run). A hook that exited is
+judged by its exit code, whatever children it left holding the pipe.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import shutil
 import signal
 import stat
 import subprocess
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,10 +56,17 @@ PASSED_THROUGH = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+SYSTEM_HOOKS_DIR = Path("/etc/cypht-azure/deploy-hooks.d")
+
+
 def default_hooks_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """The one hooks folder of every run on this machine: the system one when it exists (a scheduled run
+    as another user sees the hooks root installed), else the user's own."""
     environ = os.environ if environ is None else environ
     if environ.get(HOOKS_DIR_ENV):
         return Path(environ[HOOKS_DIR_ENV])
+    if toolfiles.is_root() or SYSTEM_HOOKS_DIR.is_dir():
+        return SYSTEM_HOOKS_DIR
     return toolfiles.config_dir(environ) / "deploy-hooks.d"
 
 
@@ -61,6 +81,7 @@ class Hook:
     name: str      # what reports show: the command line, or the file name
     source: str    # "flag" | "folder"
     argv: tuple[str, ...]
+    cwd: str | None = None  # where it runs: the folder the command was started in (set by validate)
 
     @property
     def command(self) -> str:
@@ -163,48 +184,111 @@ def collect(flags: Iterable[str], folder: Path | None) -> list[Hook]:
     return result
 
 
-def validate(hooks: Sequence[Hook], folder: Path | None = None, environ: Mapping[str, str] | None = None) -> None:
-    """Refuse, before any Graph call, a hook that cannot run or that others could have replaced."""
+def validate(hooks: Sequence[Hook], folder: Path | None = None, environ: Mapping[str, str] | None = None,
+             *, cwd: str | None = None) -> tuple[Hook, ...]:
+    """Resolve every hook to the absolute file it runs, and refuse, before any Graph call, one that cannot
+    run or that others could replace. Returns the hooks to run: exactly those files, from `cwd` (the
+    folder the command was started in)."""
     path = hook_environment(None, environ)["PATH"]
+    cwd = cwd or os.getcwd()
+    resolved: list[Hook] = []
     for hook in hooks:
         if hook.source == "flag":
-            try:
-                words = shlex.split(hook.name)
-            except ValueError as exc:
-                raise InputError(f"--deploy-hook {hook.name!r} is not a valid shell command line ({exc}).",
-                                 hint="Check its quotes.") from None
-            if not words:
-                raise InputError("--deploy-hook is empty.", hint="Give the command that reloads Cypht.")
-            program = words[0]
-            if "=" in program or program in _SHELL_WORDS:
-                continue  # an assignment or a shell keyword: the shell decides
-            found = shutil.which(program, path=path) if "/" not in program else (
-                program if os.path.isfile(program) and os.access(program, os.X_OK) else None)
-            if found is None:
-                raise InputError(f"--deploy-hook {hook.name!r}: {program!r} is not an executable "
-                                 f"{'file' if '/' in program else 'on PATH (' + path + ')'}.",
-                                 hint="Give the full path of the program, or install it.")
+            resolved.append(_resolve_flag(hook, path, cwd))
         else:
-            _check_not_writable_by_others(Path(hook.argv[0]))
+            program = os.path.abspath(hook.argv[0])
+            _check_trusted(program)
+            resolved.append(Hook(hook.name, hook.source, (program, *hook.argv[1:]), cwd))
     if folder is not None and folder.is_dir() and any(h.source == "folder" for h in hooks):
-        _check_not_writable_by_others(folder)
+        _check_trusted(str(folder.absolute()), what="deploy hooks folder")
+    return tuple(resolved)
 
 
 _SHELL_WORDS = {"if", "for", "while", "case", "{", "(", "!", "[", "test", "exec", "cd", "set", "export", ":",
                 "true", "false", "echo", "printf", "command", "."}
 
 
-def _check_not_writable_by_others(path: Path) -> None:
+def _resolve_flag(hook: Hook, path: str, cwd: str) -> Hook:
+    """`--deploy-hook CMD`: its program found now (on the hooks' PATH, or a path against `cwd`) and
+    written into the command line as an absolute path, so the shell runs exactly the file checked."""
+    command = hook.name
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise InputError(f"--deploy-hook {command!r} is not a valid shell command line ({exc}).",
+                         hint="Check its quotes.") from None
+    if not words:
+        raise InputError("--deploy-hook is empty.", hint="Give the command that reloads Cypht.")
+    program = words[0]
+    if "=" in program or program in _SHELL_WORDS:
+        return Hook(hook.name, hook.source, hook.argv, cwd)  # an assignment or a shell keyword: the shell decides
+    if "/" in program:
+        candidate = os.path.normpath(os.path.join(cwd, program))
+        found = candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
+    else:
+        found = shutil.which(program, path=path)
+        found = os.path.abspath(found) if found else None
+    if found is None:
+        where = (f"file (relative paths are taken from the folder the command runs in, {cwd})" if "/" in program
+                 else "on PATH (" + path + ")")
+        raise InputError(f"--deploy-hook {command!r}: {program!r} is not an executable {where}.",
+                         hint="Give the full path of the program, or install it.")
+    _check_trusted(found)
+    stream = io.StringIO(command)
+    lexer = shlex.shlex(stream, posix=True)
+    lexer.whitespace_split, lexer.commenters = True, ""
+    lexer.get_token()
+    rest = command[stream.tell():]
+    line = shlex.quote(found) + (" " + rest if rest else "")
+    return Hook(hook.name, hook.source, (hook.argv[0], "-c", line), cwd)
+
+
+def _check_trusted(path: str, *, what: str = "deploy hook") -> None:
+    """The file (and, as root, every folder above it, through symbolic links) can be changed by no one
+    but root and this user; as root a file group- or world-writable is refused as cron and sudo do."""
+    if not toolfiles.is_root():
+        _check_not_writable_by_others(Path(path), what)
+        return
+    for chain in (Path(os.path.abspath(path)), Path(os.path.realpath(path))):
+        for each in (chain, *chain.parents):
+            try:
+                st = os.lstat(each)
+            except OSError as exc:
+                raise InputError(f"The {what} {path} cannot be checked: {each}: {exc.strerror}.",
+                                 hint="Give a path that exists.") from None
+            if st.st_uid not in (0, os.geteuid()):
+                raise InputError(
+                    f"The {what} {path} would run as root, but {each} belongs to uid {st.st_uid}"
+                    f"{_user(st.st_uid)}, who could change what runs.",
+                    hint=f"Install the hook in a folder only root can write (e.g. {SYSTEM_HOOKS_DIR}/), owned "
+                         "by root, after checking it.")
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode) or not mode & (stat.S_IWGRP | stat.S_IWOTH):
+                continue
+            if each != chain and stat.S_ISDIR(st.st_mode) and mode & stat.S_ISVTX and st.st_uid == 0:
+                continue  # a sticky folder of root's (/tmp): others cannot replace what root owns in it
+            raise InputError(
+                f"The {what} {path} would run as root, but {each} can be changed by other users (mode {mode:04o}).",
+                hint=f"Run `chmod go-w {shlex.quote(str(each))}`, or install the hook in {SYSTEM_HOOKS_DIR}/.")
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f" ({pwd.getpwuid(uid).pw_name})"
+    except KeyError:
+        return ""
+
+
+def _check_not_writable_by_others(path: Path, what: str = "deploy hook") -> None:
     st = path.stat()
     mode = stat.S_IMODE(st.st_mode)
-    if mode & stat.S_IWOTH or (mode & stat.S_IWGRP and st.st_uid == 0 and st.st_gid != 0):
+    if mode & stat.S_IWOTH:
         raise InputError(
-            f"The deploy hook {path} can be changed by other users (mode {mode:04o}), and it would run "
+            f"The {what} {path} can be changed by other users (mode {mode:04o}), and it would run "
             "with this user's rights.",
             hint=f"Run `chmod go-w {shlex.quote(str(path))}`.")
-    if os.geteuid() == 0 and st.st_uid != 0:
-        raise InputError(f"The deploy hook {path} is owned by uid {st.st_uid}, not root, and would run as root.",
-                         hint=f"Run `chown root: {shlex.quote(str(path))}` after checking it.")
 
 
 def hook_environment(facts: HookEnv | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -218,8 +302,7 @@ def hook_environment(facts: HookEnv | None, environ: Mapping[str, str] | None = 
 
 
 def _redact(text: str, secrets: Sequence[Secret]) -> str:
-    for secret in secrets:
-        value = secret.reveal()
+    for value in sorted({secret.reveal() for secret in secrets}, key=len, reverse=True):
         if value:
             text = text.replace(value, "<redacted>")
     return text
@@ -227,37 +310,73 @@ def _redact(text: str, secrets: Sequence[Secret]) -> str:
 
 def run_hook(hook: Hook, env: Mapping[str, str], *, timeout: float = DEFAULT_TIMEOUT,
              redact: Sequence[Secret] = (), cwd: Path | None = None) -> HookRun:
-    """Run one hook in its own process group; kill the group when it outlives `timeout`."""
+    """Run one hook in its own process group; kill the group when it outlives `timeout`.
+
+    Its output is read by a thread, never waited for past the hook's end or its time-out: a child that
+    escaped the group (`setsid`) and holds the pipe costs nothing."""
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(hook.argv, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(hook.argv, env=dict(env), cwd=hook.cwd or cwd, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as exc:
         return HookRun(hook.name, hook.source, None, False, time.monotonic() - started,
                        error=f"could not start: {exc.strerror or exc}")
+    assert proc.stdout is not None
+    output = _Tail(proc.stdout.fileno())
+    timed_out = False
     try:
-        out, _ = proc.communicate(timeout=timeout)
-        timed_out = False
+        proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        out, _ = proc.communicate()
-        timed_out = True
-    text = _redact(out.decode("utf-8", "replace"), redact)[-OUTPUT_LIMIT:]
+        timed_out = proc.returncode is None or proc.returncode < 0  # it may have exited just then
+    output.finish(grace=0.2)
+    text = _redact(output.text(), redact)[-OUTPUT_LIMIT:]
     return HookRun(hook.name, hook.source, None if timed_out else proc.returncode, timed_out,
                    time.monotonic() - started, text)
 
 
+class _Tail:
+    """The end of what a pipe carries, read in a daemon thread (bytes kept: twice OUTPUT_LIMIT and more)."""
+
+    KEEP = OUTPUT_LIMIT * 8
+
+    def __init__(self, fd: int) -> None:
+        self._data = bytearray()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(fd,), daemon=True)
+        self._thread.start()
+
+    def _read(self, fd: int) -> None:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._data += chunk
+                del self._data[:-self.KEEP]
+
+    def finish(self, *, grace: float) -> None:
+        """What is still in the pipe once the hook ended: waited for at most `grace` seconds."""
+        self._thread.join(grace)
+
+    def text(self) -> str:
+        with self._lock:
+            return bytes(self._data).decode("utf-8", "replace")
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=5)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """SIGTERM to the hook's process group, 2 s to end, then SIGKILL to whatever is left of the group."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=2)
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
 
 
 @dataclass
