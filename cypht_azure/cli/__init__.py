@@ -49,9 +49,19 @@ def _root(
 
 
 def _register() -> None:
-    from cypht_azure.cli import deprovision, doctor, emulator_cmd, log, provision, rotate, schedule, status
+    from cypht_azure.cli import (
+        deprovision,
+        doctor,
+        emulator_cmd,
+        log,
+        provision,
+        record,
+        rotate,
+        schedule,
+        status,
+    )
 
-    for module in (provision, rotate, status, doctor, deprovision, schedule, log, emulator_cmd):
+    for module in (provision, rotate, status, doctor, deprovision, schedule, record, log, emulator_cmd):
         module.register(app)
 
 
