@@ -165,7 +165,7 @@ def render_all(out: Output, result: Any, common: Common) -> None:
             out.note(f"  {item.env_file}  {state}")
     error = result.error()
     if error is not None:
-        out.error(error, int(error.exit_code))
+        out.error_line(str(error))  # the report above is the one document --json prints
         raise typer.Exit(int(error.exit_code))
 
 

@@ -27,6 +27,7 @@ import datetime as dt
 import hashlib
 import json
 import os
+import pwd
 import re
 import secrets
 import stat
@@ -152,7 +153,11 @@ def check_folders(folder: Path) -> None:
 
 
 def _describe(st: os.stat_result) -> str:
-    return f"owned by uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}"
+    try:
+        owner = f"{pwd.getpwuid(st.st_uid).pw_name} (uid {st.st_uid})"
+    except KeyError:
+        owner = f"uid {st.st_uid}"
+    return f"owned by {owner}, mode {stat.S_IMODE(st.st_mode):04o}"
 
 
 def _check_file(fd: int, path: Path) -> None:
