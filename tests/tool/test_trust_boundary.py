@@ -224,6 +224,12 @@ def test_installations_are_listed_and_renewed_together(cli: Cli, emulator: Any, 
     assert "1 of 2 recorded installation(s) failed" in renewed.stderr
     assert renewed.json["installations"][1]["result"]["new_key_id"]
 
+    # deprovision reads the record (only the sign-in given) and drops it: nothing left to renew
+    gone = cli("deprovision", "--env-file", str(files[1]), "--yes", env=CRON)
+    assert gone.returncode == 0, gone
+    left = cli("status", "--installations", "--json")
+    assert [i["env_file"] for i in left.json["installations"]] == [str(files[0])]
+
 
 # --- webhooks (issue 18, rule 7) -------------------------------------------------------------------
 

@@ -394,3 +394,14 @@ def installations(folder: Path | None = None) -> Installations:
         else:
             problems.append(rec.message)
     return Installations(folder, records, problems)
+
+
+def forget(env_file: Path, folder: Path | None = None) -> bool:
+    """Remove the record of `env_file` (after deprovision); False when there was none."""
+    path = path_for(env_file, folder)
+    check_folders(path.parent)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
