@@ -320,8 +320,12 @@ def _make_folder(folder: Path) -> None:
             break
         missing.append(part)
     for part in reversed(missing):
+        # the records' own folder is private; a folder above it gets what the tool's others get
+        # (toolfiles.ensure_dir: /etc/cypht-azure is 0750 for root)
+        mode = DIR_MODE if part == folder or os.geteuid() != 0 else 0o750
         with suppress(FileExistsError):
-            os.mkdir(part, DIR_MODE)
+            os.mkdir(part, mode)
+            os.chmod(part, mode)  # the umask must not widen or narrow it
 
 
 def remember(env_file: Path, *, settings: Mapping[str, Any], installation_id: str | None = None,

@@ -102,7 +102,7 @@ def renew(job: Renewal, ui: Ui) -> Result:
             result = run_rotate(request, lambda: connection(layered, ui.prompt), ui.progress, ui.on_record)
     except BaseException as exc:
         code = exit_code_of(exc)
-        if not getattr(job.request, "dry_run", False):
+        if not getattr(job.request, "dry_run", False) and not isinstance(exc, record.UnsafeRecord):
             _remember_run(job, code, ui.warn, settings=None)
         _finish(job, ui.warn, outcome=None, code=code, error=str(getattr(exc, "message", exc)), urls=urls,
                 ca_file=ca_file, secrets=secrets)
