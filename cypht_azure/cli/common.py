@@ -146,8 +146,8 @@ class Common:
     json: bool = False
     verbose: bool = False
     quiet: bool = False
-    # Options given on the command line or in the environment (not defaulted): what `.env` records,
-    # and what a recorded setting must not override.
+    # Options given on the command line or in the environment (not defaulted): what the installation
+    # record keeps, and what a recorded setting must not override.
     user_set: frozenset[str] = frozenset()
 
     def sign_in(self) -> Any:
