@@ -283,3 +283,19 @@ def test_the_webhook_body_never_holds_a_secret_or_token() -> None:
     body = event.body([secret]).decode()
     assert secret.reveal() not in body and token not in body and "[redacted]" in body
     assert json.loads(body)["message"].startswith("Graph said: bad ")
+
+
+def test_settings_of_an_older_version_given_again_move_with_the_run(cli: Cli, emulator: Any, env_file: Path,
+                                                                    home: Path, cli_env: dict[str, str]) -> None:
+    """The operator runs rotate-secret with the endpoints given (here in its environment): the record
+    keeps them and the rotation's write drops the old keys from .env; one it did not give stays, named."""
+    env_file.parent.mkdir()
+    assert provision(cli, env_file).returncode == 0
+    with env_file.open("a") as f:
+        f.write(f"CYPHT_AZURE_GRAPH_URL={cli_env['CYPHT_AZURE_GRAPH_URL']}\nCYPHT_AZURE_AUDIENCE=personal\n")
+    r = cli("rotate-secret", "--env-file", str(env_file))
+    assert r.returncode == 0, r
+    env = read_env(env_file)
+    assert "CYPHT_AZURE_GRAPH_URL" not in env and env["CYPHT_AZURE_AUDIENCE"] == "personal"
+    assert "CYPHT_AZURE_AUDIENCE" in r.stderr and "record migrate" in r.stderr
+    assert record_of(home, env_file)["settings"]["graph_url"] == cli_env["CYPHT_AZURE_GRAPH_URL"]
