@@ -155,6 +155,12 @@ def render() -> str:
         sub = root.get_command(ctx, name)
         assert sub is not None
         lines += render_command(name, sub, ctx, 2)
+        if hasattr(sub, "list_commands"):  # a group (`record`): each of its commands under it
+            sub_ctx = sub.context_class(sub, info_name=name, parent=ctx)
+            for child_name in sub.list_commands(sub_ctx):
+                child = sub.get_command(sub_ctx, child_name)
+                assert child is not None
+                lines += render_command(child_name, child, sub_ctx, 3)
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -3,8 +3,7 @@ installation record (docs/ci.md, "The installation record")."""
 
 from __future__ import annotations
 
-from enum import Enum
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 
@@ -12,12 +11,7 @@ from cypht_azure.cli.common import Common, DryRunOpt, EnvFileOpt, JsonOpt, Outpu
 from cypht_azure.cli.help import GroupedCommand
 
 
-class Action(str, Enum):
-    migrate = "migrate"
-
-
-def record(
-    action: Annotated[Action, typer.Argument(help="migrate.", show_default=False)],
+def migrate(
     env_file: EnvFileOpt = None,
     dry_run: DryRunOpt = False,
     json: JsonOpt = False,
@@ -41,9 +35,9 @@ def record(
 
     def work() -> Any:
         from cypht_azure.operations.core import envstate
-        from cypht_azure.operations.unattended.renewal import migrate
+        from cypht_azure.operations.unattended import renewal
 
-        return migrate(envstate.resolve_env_path(env_file), dry_run=dry_run)
+        return renewal.migrate(envstate.resolve_env_path(env_file), dry_run=dry_run)
 
     result = run(common, out, work)
     if common.json:
@@ -62,4 +56,7 @@ def record(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("record", cls=GroupedCommand)(record)
+    group = typer.Typer(name="record", no_args_is_help=True, rich_markup_mode=None,
+                        help="The installation record: what later runs of an installation reuse (docs/ci.md).")
+    group.command("migrate", cls=GroupedCommand)(migrate)
+    app.add_typer(group)
