@@ -4,6 +4,7 @@ credential, token or webhook events go: settings live in the operator's installa
 
 from __future__ import annotations
 
+import datetime as dt
 import http.server
 import json
 import os
@@ -299,3 +300,20 @@ def test_settings_of_an_older_version_given_again_move_with_the_run(cli: Cli, em
     assert "CYPHT_AZURE_GRAPH_URL" not in env and env["CYPHT_AZURE_AUDIENCE"] == "personal"
     assert "CYPHT_AZURE_AUDIENCE" in r.stderr and "record migrate" in r.stderr
     assert record_of(home, env_file)["settings"]["graph_url"] == cli_env["CYPHT_AZURE_GRAPH_URL"]
+
+
+def test_recorded_deploy_hooks_and_lifetime_run_again_unattended(cli: Cli, emulator: Any, env_file: Path,
+                                                                 tmp_path: Path, home: Path) -> None:
+    """The record keeps --deploy-hook as given and --secret-lifetime: the scheduled run repeats both."""
+    env_file.parent.mkdir()
+    runs = tmp_path / "runs"
+    hook = f'echo "$CYPHT_AZURE_NEW_KEY_ID" >> {runs}'
+    first = provision(cli, env_file, "--deploy-hook", hook, "--secret-lifetime", "40d")
+    assert first.returncode == 0, first
+    assert record_of(home, env_file)["settings"]["deploy_hook"] == [hook]
+    later = cli("rotate-secret", "--env-file", str(env_file), "--json", env=CRON)
+    assert later.returncode == 0, later
+    assert runs.read_text().split() == [first.json["secret_key_id"], later.json["new_key_id"]]
+    lifetime = (dt.datetime.fromisoformat(later.json["expires"].replace("Z", "+00:00"))
+                - dt.datetime.now(dt.timezone.utc))
+    assert dt.timedelta(days=39) < lifetime <= dt.timedelta(days=40)
