@@ -155,7 +155,7 @@ def render() -> str:
         sub = root.get_command(ctx, name)
         assert sub is not None
         lines += render_command(name, sub, ctx, 2)
-        if hasattr(sub, "list_commands"):  # a group (schedule): each of its commands, with its own options
+        if hasattr(sub, "list_commands"):  # a group (schedule, record): each of its commands, with its own options
             sub_ctx = sub.context_class(sub, info_name=name, parent=ctx)
             for child_name in sub.list_commands(sub_ctx):
                 child = sub.get_command(sub_ctx, child_name)

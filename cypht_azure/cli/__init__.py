@@ -26,7 +26,8 @@ permission, 5 app not found, 6 status or doctor found a problem, 7 confirmation 
 # Command name -> the module under cypht_azure.cli that defines it (the root help lists them in this order).
 MODULES = {
     "provision": "provision", "rotate-secret": "rotate", "status": "status", "doctor": "doctor",
-    "deprovision": "deprovision", "restore": "deprovision", "schedule": "schedule", "log": "log",
+    "deprovision": "deprovision", "restore": "deprovision", "schedule": "schedule", "record": "record",
+    "log": "log",
     "emulator": "emulator_cmd",
 }
 

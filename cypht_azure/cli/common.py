@@ -130,7 +130,8 @@ SkipDeployHooksOpt = Annotated[bool, typer.Option(
 NotifyOpt = Annotated[list[str] | None, typer.Option(
     "--notify", metavar="URL", envvar=env("NOTIFY"), rich_help_panel=RENEWAL,
     help="POST a JSON event to this webhook on every rotation, every failure and every secret expiring "
-         "within 14 days that was not replaced (repeatable; recorded in .env for later runs). Never the secret.",
+         "within 14 days that was not replaced (repeatable; https, or http to this machine only; kept in the "
+         "installation record for later runs). Never the secret.",
 )]
 
 
@@ -150,18 +151,17 @@ class Common:
     json: bool = False
     verbose: bool = False
     quiet: bool = False
-    # Options given on the command line or in the environment (not defaulted): what `.env` records,
-    # and what a recorded setting must not override.
+    # Options given on the command line or in the environment (not defaulted): what the installation
+    # record keeps, and what a recorded setting must not override.
     user_set: frozenset[str] = frozenset()
 
-    def with_recorded(self, recorded: Any) -> Common:
-        """These options with the settings `.env` recorded (operations.settings) under the given ones."""
-        from dataclasses import replace
+    def sign_in(self) -> Any:
+        """These options as the operations take them (operations.core.connect.SignIn)."""
+        from cypht_azure.operations.core.connect import SignIn
 
-        from cypht_azure.operations.unattended import settings
-
-        given = {name: getattr(self, name) for name in settings.KEYS if hasattr(self, name)}
-        return replace(self, **settings.layer(given, self.user_set, recorded))
+        return SignIn(auth=self.auth, tenant=self.tenant, cloud=self.cloud, authority_host=self.authority_host,
+                      graph_url=self.graph_url, ca_file=self.ca_file, sandbox=self.sandbox,
+                      sandbox_dir=self.sandbox_dir, timeout=self.timeout, user_set=self.user_set)
 
 
 def error_document(kind: str, message: str, hint: str | None, code: int) -> str:
@@ -460,82 +460,16 @@ def sandbox_banner(out: Output, enabled: bool) -> Iterator[None]:
 
 def connection(common: Common, out: Output) -> Any:
     """Build operations.session.Connection from the options (starting the sandbox emulator if asked)."""
-    from cypht_azure import auth
-    from cypht_azure.operations.core.session import Connection
+    from cypht_azure.operations.core.connect import connection as connect
 
-    if common.sandbox:
-        from cypht_azure import sandbox
-
-        info = sandbox.start(common.sandbox_dir)
-        endpoints = auth.resolve_endpoints(
-            "public", authority_host=info.authority_host, graph_url=info.graph_url, ca_file=info.ca_file,
-        )
-        settings = auth.SignInSettings("sandbox", info.tenant_id, endpoints, interactive=False,
-                                       timeout=common.timeout)
-        from cypht_azure.secret import Secret
-
-        return Connection(settings, timeout=common.timeout, sandbox=True, sandbox_lasting=info.lasting,
-                          client_id=info.client_id, client_secret=Secret(info.client_secret))
-    endpoints = auth.resolve_endpoints(
-        common.cloud, authority_host=common.authority_host, graph_url=common.graph_url, ca_file=common.ca_file,
-    )
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
-    settings = auth.SignInSettings(common.auth, common.tenant, endpoints, interactive=interactive,
-                                   prompt=lambda m: print(m, file=sys.stderr, flush=True), timeout=common.timeout)
-    return Connection(settings, timeout=common.timeout)
+    return connect(common.sign_in())
 
 
-@dataclass
-class Renewal:
-    """The unattended-renewal side of provision and rotate-secret: hooks, webhooks, settings to record."""
+def renewal_ui(out: Output) -> Any:
+    """How the renewal flow reports to this terminal: progress, plan steps, warnings."""
+    from cypht_azure.operations.unattended.renewal import Ui
 
-    env_file: Path
-    hooks: tuple[Any, ...]
-    notify: list[str]
-    record: dict[str, str]
-
-
-def prepare_renewal(common: Common, env_file: Path, *, deploy_hook: list[str] | None, notify: list[str] | None,
-                    own: dict[str, Any], skip_hooks: bool = False) -> Renewal:
-    """Check hooks and webhook URLs before anything happens; what to record in .env (only what was set)."""
-    from cypht_azure import envfile
-    from cypht_azure.errors import InputError
-    from cypht_azure.operations.unattended import hooks, settings
-    from cypht_azure.operations.unattended import notify as webhooks
-
-    if skip_hooks and deploy_hook:
-        raise InputError("--skip-deploy-hooks and --deploy-hook contradict each other.",
-                         hint="Give one of them.")
-    folder = hooks.default_hooks_dir()
-    found = () if skip_hooks else hooks.validate(hooks.collect(deploy_hook or [], folder), folder)  # what runs
-    urls = webhooks.validate_urls(notify or [])
-    given = {name: getattr(common, name) for name in settings.KEYS if hasattr(common, name)} | own | {"notify": urls}
-    return Renewal(env_file, found, urls, settings.updates(given, common.user_set, envfile.parse("")))
-
-
-def finish_renewal(common: Common, out: Output, prepared: list[Renewal], command_name: str, env_file: Path,
-                   action: Callable[[], T], *, dry_run: bool, app: str | None = None) -> T:
-    """Run the command (which appends its Renewal to `prepared` once checked); then, whatever happened,
-    write the audit line and send the webhook events, from the outcome `--json` prints."""
-    from cypht_azure.operations.unattended import runlog
-
-    try:
-        result = run(common, out, action)
-    except typer.Exit as stop:
-        done = runlog.finish(command_name, env_file, outcome=None, exit_code=int(stop.exit_code),
-                             error=out.last_error, app=app, dry_run=dry_run,
-                             notify_urls=prepared[0].notify if prepared else [], ca_file=common.ca_file)
-        for warning in done.warnings:
-            out.warn(warning)
-        raise
-    outcome = result.to_json()  # type: ignore[attr-defined]
-    code = int(ExitCode.DEPLOY_HOOK_FAILED) if outcome.get("deploy_hooks_error") else 0
-    done = runlog.finish(command_name, env_file, outcome=outcome, exit_code=code,
-                         error=outcome.get("deploy_hooks_error"), dry_run=dry_run,
-                         notify_urls=prepared[0].notify if prepared else [], ca_file=common.ca_file)
-    for warning in done.warnings:
-        out.warn(warning)
-    return result
+    return Ui(progress=out, on_record=out.record, warn=out.warn)
 
 
 def render_renewal(out: Output, result: Any, common: Common) -> None:

@@ -52,13 +52,17 @@ def deprovision(
 
     def action() -> Any:
         from cypht_azure.operations.core import envstate
+        from cypht_azure.operations.core.connect import connection as connect
+        from cypht_azure.operations.core.connect import for_env_file
         from cypht_azure.operations.core.deprovision import DeprovisionRequest
         from cypht_azure.operations.core.runner import run_deprovision
 
         request = DeprovisionRequest(env_file=envstate.resolve_env_path(env_file), app_id=app_id, url=url,
                                      purge=purge, dry_run=dry_run, yes=yes)
+        # the tenant and endpoints of the installation record, under the options given now (as status)
+        layered = for_env_file(common.sign_in(), request.env_file, out.warn)
         with sandbox_banner(out, common.sandbox):
-            return run_deprovision(request, lambda: connection(common, out), out,
+            return run_deprovision(request, lambda: connect(layered), out,
                                    confirm if interactive else None, out.record)
 
     result = run(common, out, action)

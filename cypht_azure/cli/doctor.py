@@ -13,7 +13,6 @@ from cypht_azure.cli.common import (
     EnvFileOpt,
     Output,
     command,
-    connection,
     env,
     render_findings,
     run,
@@ -65,16 +64,20 @@ def doctor(
         from cypht_azure.errors import InputError
         from cypht_azure.operations.checks.doctor import DoctorRequest, run_doctor
         from cypht_azure.operations.core import envstate
+        from cypht_azure.operations.core.connect import connection as connect
+        from cypht_azure.operations.core.connect import for_env_file
 
         within = parse_duration(warn_within, option="--warn-within")
         try:
             providers = parse_providers(provider)
         except InvalidInput as exc:
             raise InputError(str(exc)) from None
-        request = DoctorRequest(env_file=envstate.resolve_env_path(env_file), warn_within=within,
-                                providers=providers, login_hint=login_hint)
+        env_path = envstate.resolve_env_path(env_file)
+        request = DoctorRequest(env_file=env_path, warn_within=within, providers=providers, login_hint=login_hint)
+        # the tenant and endpoints of the installation record, under the options given now (as status)
+        layered = for_env_file(common.sign_in(), env_path, out.warn)
         with sandbox_banner(out, common.sandbox):
-            return run_doctor(request, lambda: connection(common, out), out, os.environ)
+            return run_doctor(request, lambda: connect(layered), out, os.environ)
 
     result = run(common, out, action)
     if common.json:

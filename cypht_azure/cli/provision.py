@@ -13,17 +13,15 @@ from cypht_azure.cli.common import (
     EnvFileOpt,
     NotifyOpt,
     Output,
-    Renewal,
     RunDeployHooksOpt,
     SkipDeployHooksOpt,
     choices,
     command,
-    connection,
     env,
-    finish_renewal,
-    prepare_renewal,
     render_outcome,
     render_renewal,
+    renewal_ui,
+    run,
     sandbox_banner,
 )
 from cypht_azure.cli.help import GroupedCommand
@@ -117,18 +115,14 @@ def provision(
         cypht-azure provision --sandbox --url https://mail.example.com --env-file ./cypht.env
     """
     out = Output(common)
-    from cypht_azure.operations.core import envstate
-
-    env_path = envstate.resolve_env_path(env_file)
-    prepared: list[Renewal] = []
 
     def action() -> Any:
         from cypht_azure.cypht import InvalidInput, parse_providers
         from cypht_azure.durations import parse_duration, short_lifetime_warning
         from cypht_azure.errors import InputError
+        from cypht_azure.operations.core import envstate
         from cypht_azure.operations.core.provision import MAX_SECRET_LIFETIME, ProvisionRequest
-        from cypht_azure.operations.core.runner import run_provision
-        from cypht_azure.operations.unattended import settings
+        from cypht_azure.operations.unattended.renewal import Renewal, renew
 
         try:
             providers = parse_providers(provider)
@@ -136,17 +130,10 @@ def provision(
             raise InputError(str(exc)) from None
         lifetime = parse_duration(secret_lifetime, option="--secret-lifetime", maximum=MAX_SECRET_LIFETIME,
                                   maximum_text="2 years")
-        recorded = settings.load(env_path)
-        layered = common.with_recorded(recorded)
-        chosen = audience if "audience" in common.user_set else recorded.get("audience") or audience
-        urls = notify if "notify" in common.user_set else recorded.get("notify")
-        renewal = prepare_renewal(layered, env_path, deploy_hook=deploy_hook, notify=urls, own={"audience": audience},
-                                  skip_hooks=skip_deploy_hooks)
-        prepared.append(renewal)
         request = ProvisionRequest(
-            url=url, env_file=env_path, redirect_uris=list(redirect_uri or []),
-            providers=providers, name=name, audience=chosen, secret_lifetime=lifetime, deploy_hooks=renewal.hooks,
-            hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
+            url=url, env_file=envstate.resolve_env_path(env_file), redirect_uris=list(redirect_uri or []),
+            providers=providers, name=name, audience=audience, secret_lifetime=lifetime,
+            hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks,
             skip_hooks=skip_deploy_hooks,
             app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
             emulator_endpoints=emulator_endpoints, emulator_url=emulator_url,
@@ -154,10 +141,12 @@ def provision(
         )
         if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
             out.warn(short)
+        job = Renewal("provision", request, common.sign_in(), deploy_hook=list(deploy_hook or []),
+                      notify=list(notify or []), secret_lifetime=secret_lifetime, audience=audience)
         with sandbox_banner(out, common.sandbox):
-            return run_provision(request, lambda: connection(layered, out), out, out.record)
+            return renew(job, renewal_ui(out))
 
-    result = finish_renewal(common, out, prepared, "provision", env_path, action, dry_run=dry_run)
+    result = run(common, out, action)
     from cypht_azure.cypht import scope_note
 
     if (note := scope_note(result.sign_in_audience)) is not None and not out.quiet:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -17,19 +18,18 @@ from cypht_azure.cli.common import (
     FindByUrlOpt,
     NotifyOpt,
     Output,
-    Renewal,
     RunDeployHooksOpt,
     SkipDeployHooksOpt,
     command,
-    connection,
     env,
-    finish_renewal,
-    prepare_renewal,
     render_outcome,
     render_renewal,
+    renewal_ui,
+    run,
     sandbox_banner,
 )
 from cypht_azure.cli.help import GroupedCommand
+from cypht_azure.errors import InputError
 
 
 @command
@@ -70,6 +70,11 @@ def rotate_secret(
     run_deploy_hooks: RunDeployHooksOpt = False,
     skip_deploy_hooks: SkipDeployHooksOpt = False,
     notify: NotifyOpt = None,
+    all_installations: Annotated[bool, typer.Option(
+        "--all", envvar=env("ALL"),
+        help="Every installation recorded by this operator (see status --installations), each in turn, as "
+             "certbot renew does; with --when-due, the daily job for all of them. One report; exit 1 if any failed.",
+    )] = False,
 ) -> None:
     """Replace the client secret in .env with a new one, with no moment without a working secret.
 
@@ -80,45 +85,54 @@ def rotate_secret(
     Example (daily):
 
         cypht-azure rotate-secret --env-file /var/www/cypht/.env --when-due
+
+    Every installation this operator manages:
+
+        cypht-azure rotate-secret --all --when-due
     """
     out = Output(common)
-    from cypht_azure.operations.core import envstate
-
-    env_path = envstate.resolve_env_path(env_file)
-    prepared: list[Renewal] = []
 
     def action() -> Any:
         from cypht_azure.durations import parse_duration, short_lifetime_warning
+        from cypht_azure.operations.core import envstate
         from cypht_azure.operations.core.provision import MAX_SECRET_LIFETIME
         from cypht_azure.operations.core.rotate import RotateRequest
-        from cypht_azure.operations.core.runner import run_rotate
-        from cypht_azure.operations.unattended import settings
+        from cypht_azure.operations.unattended.renewal import Renewal, renew, renew_all
 
-        recorded = settings.load(env_path)
-        layered = common.with_recorded(recorded)
-        urls = notify if "notify" in common.user_set else recorded.get("notify")
-        renewal = prepare_renewal(layered, env_path, deploy_hook=deploy_hook, notify=urls, own={},
-                                  skip_hooks=skip_deploy_hooks)
-        prepared.append(renewal)
-
+        if all_installations:
+            given = [flag for flag, value in (("--env-file", env_file), ("--app-id", app_id), ("--url", url),
+                                              ("--switch-app", switch_app)) if value]
+            if given:
+                raise InputError(f"--all renews every recorded installation; {' and '.join(given)} "
+                                 f"{'names' if len(given) == 1 else 'name'} one .env or app.",
+                                 hint=f"Drop --all to rotate one .env, or drop {' and '.join(given)}.")
         lifetime = parse_duration(secret_lifetime, option="--secret-lifetime", maximum=MAX_SECRET_LIFETIME,
                                   maximum_text="2 years")
         if lifetime <= dt.timedelta(0):
             raise ValueError("--secret-lifetime must be more than 0 and at most 2 years (730d).")
         if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
             out.warn(short)
-        request = RotateRequest(
-            env_file=env_path, app_id=app_id, url=url, when_due=when_due, deploy_hooks=renewal.hooks,
-            hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks, record=renewal.record,
-            skip_hooks=skip_deploy_hooks,
-            if_expiring_within=parse_duration(if_expiring_within, option="--if-expiring-within")
-            if if_expiring_within else None,
-            keep_previous=keep_previous, switch_app=switch_app, secret_lifetime=lifetime, dry_run=dry_run, verify_timeout=verify_timeout,
-        )
-        with sandbox_banner(out, common.sandbox):
-            return run_rotate(request, lambda: connection(layered, out), out, out.record)
+        within = parse_duration(if_expiring_within, option="--if-expiring-within") if if_expiring_within else None
 
-    result = finish_renewal(common, out, prepared, "rotate-secret", env_path, action, dry_run=dry_run)
+        def job_for(path: Path) -> Renewal:
+            request = RotateRequest(
+                env_file=path, app_id=app_id, url=url, when_due=when_due,
+                hooks_timeout=deploy_hook_timeout, run_hooks_in_dry_run=run_deploy_hooks,
+                skip_hooks=skip_deploy_hooks, if_expiring_within=within, keep_previous=keep_previous, switch_app=switch_app,
+                secret_lifetime=lifetime, dry_run=dry_run, verify_timeout=verify_timeout,
+            )
+            return Renewal("rotate-secret", request, common.sign_in(), deploy_hook=list(deploy_hook or []),
+                           notify=list(notify or []), secret_lifetime=secret_lifetime)
+
+        with sandbox_banner(out, common.sandbox):
+            if all_installations:
+                return renew_all(job_for, renewal_ui(out))
+            return renew(job_for(envstate.resolve_env_path(env_file)), renewal_ui(out))
+
+    result = run(common, out, action)
+    if all_installations:
+        render_all(out, result, common)
+        return
     details = []
     if result.new_key_id:
         details.append(("New client secret ID", f"{result.new_key_id} (expires {result.expires})"))
@@ -133,6 +147,28 @@ def rotate_secret(
         headline = f"Rotated the client secret of {result.client_id}."
     render_outcome(out, result, common=common, headline=headline, details=details)
     render_renewal(out, result, common)
+
+
+def render_all(out: Output, result: Any, common: Common) -> None:
+    """`--all`: one line per recorded installation, then one error with the counts if any failed."""
+    if common.json:
+        out.document(result.to_json() | {"sandbox": common.sandbox})
+    elif not out.quiet:
+        out.note(out.bold(f"{len(result.items)} recorded installation(s)"))
+        for item in result.items:
+            if item.exit_code:
+                state = f"FAILED (exit {item.exit_code}): {item.error}"
+            elif item.result is not None and item.result.new_key_id:
+                state = f"rotated (expires {item.result.expires})"
+            elif item.result is not None and item.result.skipped:
+                state = f"not due: {item.result.skipped['reason']}"
+            else:
+                state = "nothing to do"
+            out.note(f"  {item.env_file}  {state}")
+    error = result.error()
+    if error is not None:
+        out.error_line(str(error))  # the report above is the one document --json prints
+        raise typer.Exit(int(error.exit_code))
 
 
 def register(app: typer.Typer) -> None:

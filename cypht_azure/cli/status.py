@@ -41,6 +41,11 @@ def status(
     all_apps: Annotated[bool, typer.Option(
         "--all", envvar=env("ALL"), help="Every app tagged cypht-azure in the tenant, most urgent first.",
     )] = False,
+    installations: Annotated[bool, typer.Option(
+        "--installations", envvar=env("INSTALLATIONS"),
+        help="List every .env this operator manages, from the installation records (path, client ID, secret "
+             "expiry, last run), as certbot certificates does. Reads no .env and signs in nowhere.",
+    )] = False,
     prometheus: Annotated[Path | None, typer.Option(
         "--prometheus", metavar="FILE", envvar=env("PROMETHEUS"),
         help="Also write the secret's expiry and the last rotate-secret run of this .env into FILE, in "
@@ -60,14 +65,19 @@ def status(
         cypht-azure status --env-file /var/www/cypht/.env --fail-within 14d   # in CI: exit 6 = act now
     """
     out = Output(common)
+    if installations:
+        render_installations(run(common, out, lambda: _installations(common, env_file, app_id, url, all_apps)),
+                             out, common)
+        return
 
     def action() -> Any:
         from cypht_azure.durations import parse_duration
         from cypht_azure.errors import InputError
         from cypht_azure.operations.checks.status import DEFAULT_WARN_WITHIN, StatusRequest
         from cypht_azure.operations.core import envstate
+        from cypht_azure.operations.core.connect import connection as connect
+        from cypht_azure.operations.core.connect import for_env_file
         from cypht_azure.operations.core.runner import run_status, run_status_all
-        from cypht_azure.operations.unattended import settings
 
         within = parse_duration(fail_within, option="--fail-within") if fail_within else None
         if prometheus is not None and all_apps:
@@ -84,12 +94,12 @@ def status(
             if all_apps:
                 return run_status_all(lambda: connection(common, out), out), within
             env_path = envstate.resolve_env_path(env_file)
-            # the tenant and endpoints provision or rotate-secret recorded in .env, under the options
-            layered = common.with_recorded(settings.load(env_path))
+            # the tenant and endpoints of the installation record, under the options given now
+            layered = for_env_file(common.sign_in(), env_path, out.warn)
             request = StatusRequest(env_file=env_path, app_id=app_id, url=url,
                                     verify_secret=verify_secret, warn_within=max(within or DEFAULT_WARN_WITHIN,
                                                                                  DEFAULT_WARN_WITHIN))
-            return run_status(request, lambda: connection(layered, out), out), within
+            return run_status(request, lambda: connect(layered), out), within
 
     result, within = run(common, out, action)
     if prometheus is not None:
@@ -173,6 +183,36 @@ def render_all(result: Any, out: Output) -> None:
                 else "<1" if a.days_left < 1 else f"{a.days_left:.0f}")
         rows.append([days, (a.nearest_expiry or "-")[:10], a.client_id, a.display_name or "-", str(a.secrets)])
     _table(rows, out)
+
+
+def _installations(common: Common, *given: Any) -> Any:
+    from cypht_azure.errors import InputError
+    from cypht_azure.operations.unattended.record import installations
+
+    if any(given):
+        raise InputError("--installations lists every recorded installation; it takes no --env-file, --app-id, "
+                         "--url or --all.", hint="Drop those options, or drop --installations.")
+    return installations()
+
+
+def render_installations(found: Any, out: Output, common: Common) -> None:
+    if common.json:
+        out.document({"installations": [i.to_json() for i in found], "sandbox": common.sandbox})
+        return
+    if out.quiet:
+        return
+    out.note(out.bold(f"{len(found)} installation(s) recorded in {found.folder}"))
+    if not found:
+        out.note("  (none: provision or rotate-secret --env-file F records one)")
+        return
+    rows = [[".ENV", "CLIENT ID", "SECRET EXPIRES", "LAST RUN"]]
+    for i in found:
+        run_ = i.last_run or {}
+        last = f"{run_.get('time', '-')} {run_.get('command', '')} exit {run_.get('exit_code', '-')}" if run_ else "-"
+        rows.append([i.env_file, i.client_id or "-", (i.secret_expires or "-")[:10], last])
+    _table(rows, out)
+    for problem in found.problems:
+        out.warn(problem)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,13 +24,14 @@ from typing import Any
 from cypht_azure import cypht, envdisk, envfile
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.secrets import owners_for
-from cypht_azure.operations.unattended import settings
+from cypht_azure.operations.unattended import record
 from tests.guarantees.harness import JWT_SHAPE, SECRET_SHAPE
 from tests.tool.php import load_with_symfony
 
 PROVIDER_KEYS = {p: cypht.provider_keys(p) for p in cypht.PROVIDERS}
-# The provider blocks' keys, the settings recorded for later runs, and the pending-deploy-hooks mark.
-OWNED = {k for keys in PROVIDER_KEYS.values() for k in keys.all()} | set(settings.KEYS.values()) | {
+# The provider blocks' keys, the settings older versions recorded (a run may remove them), and the
+# pending-deploy-hooks mark.
+OWNED = {k for keys in PROVIDER_KEYS.values() for k in keys.all()} | set(record.LEGACY_KEYS) | {
     envstate.DEPLOY_PENDING, "CYPHT_AZURE_INSTALLATION_ID"}
 CORE = {p: (k.client_id, k.client_secret, k.secret_id, k.client_uri) for p, k in PROVIDER_KEYS.items()}
 

@@ -70,7 +70,13 @@ def shared(emulator: Any) -> Iterator[Path]:
 
 
 def nobody_env(emulator: Any, shared: Path) -> dict[str, str]:
-    env = base_env(emulator, shared / "home", CYPHT_AZURE_CA_FILE=str(shared / "ca.pem"))
+    # nobody's installation records: a folder of its own, as the records' rule wants (the shared
+    # home is writable by all, so records under it would be refused)
+    records = shared / "records"
+    records.mkdir(mode=0o700, exist_ok=True)
+    os.chown(records, NOBODY, NOBODY)
+    env = base_env(emulator, shared / "home", CYPHT_AZURE_CA_FILE=str(shared / "ca.pem"),
+                   CYPHT_AZURE_RECORD_DIR=str(records))
     for folder in (shared / "home", shared / "home" / "tmp"):
         folder.chmod(0o777)
     return env

@@ -41,6 +41,7 @@ def clean_environ(home: Path) -> dict[str, str]:
     # Tests run as root in CI: keep the audit log and deploy hooks out of /var/log and /etc.
     env["CYPHT_AZURE_LOG_DIR"] = str(home / ".state" / "cypht-azure")
     env["CYPHT_AZURE_HOOKS_DIR"] = str(home / ".config" / "cypht-azure" / "deploy-hooks.d")
+    env["CYPHT_AZURE_RECORD_DIR"] = str(home / ".config" / "cypht-azure" / "installations")
     env["PYTHONPATH"] = str(REPO)
     env.pop("CI", None)
     return env
@@ -146,3 +147,11 @@ def remove_secret(emulator: Any, object_id: str, key_id: str) -> None:
     from cypht_azure.emulator.models import SYSTEM
 
     emulator.directory.remove_password_op(SYSTEM, "application", ("id", object_id), {"keyId": key_id})
+
+
+def record_of(home: Path, env_file: Path) -> dict[str, Any]:
+    """The installation record the CLI keeps for `env_file` (CYPHT_AZURE_RECORD_DIR of these tests), as JSON."""
+    from cypht_azure.operations.unattended import record
+
+    path = record.path_for(env_file, home / ".config" / "cypht-azure" / "installations")
+    return dict(json.loads(path.read_text()))

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cypht_azure.operations.unattended import audit
-from tests.tool.conftest import Cli, cypht_apps
+from tests.tool.conftest import Cli, cypht_apps, record_of
 from tests.tool.test_lifecycle import app_of, rotate, secret_works
 from tests.tool.test_provision import provision, read_env
 from tests.tool.webhooks import WebhookReceiver
@@ -194,18 +194,22 @@ def receiver() -> Iterator[WebhookReceiver]:
 
 def test_settings_are_recorded_and_webhooks_get_each_event_without_the_secret(
         cli: Cli, emulator: Any, env_file: Path, provisioned: dict[str, Any], receiver: WebhookReceiver,
-        cli_env: dict[str, str]) -> None:
-    # rotate once with --notify and the endpoints given in the environment: all recorded in .env
+        cli_env: dict[str, str], home: Path) -> None:
+    # rotate once with --notify and the endpoints given in the environment: all kept in the operator's
+    # installation record, none in .env (which keeps Cypht's keys and the installation ID only)
     r = rotate(cli, env_file, "--notify", receiver.url)
     assert r.returncode == 0, r
     env = read_env(env_file)
-    assert env["CYPHT_AZURE_NOTIFY"] == receiver.url
-    assert env["CYPHT_AZURE_GRAPH_URL"] == cli_env["CYPHT_AZURE_GRAPH_URL"]
-    assert env["CYPHT_AZURE_AUTHORITY_HOST"] == cli_env["CYPHT_AZURE_AUTHORITY_HOST"]
-    assert env["CYPHT_AZURE_CA_FILE"] == cli_env["CYPHT_AZURE_CA_FILE"]
-    assert not any("SECRET" in k and k.startswith("CYPHT_AZURE_") for k in env)
+    assert [k for k in env if k.startswith("CYPHT_AZURE_")] == ["CYPHT_AZURE_INSTALLATION_ID"]
+    kept = record_of(home, env_file)
+    assert kept["env_file"] == str(env_file) and kept["installation_id"] == env["CYPHT_AZURE_INSTALLATION_ID"]
+    assert kept["settings"] == {
+        "notify": [receiver.url], "graph_url": cli_env["CYPHT_AZURE_GRAPH_URL"],
+        "authority_host": cli_env["CYPHT_AZURE_AUTHORITY_HOST"], "ca_file": cli_env["CYPHT_AZURE_CA_FILE"],
+        "tenant": cli_env["AZURE_TENANT_ID"], "secret_lifetime": "100d"}  # (given to provision)
+    assert cli_env["AZURE_CLIENT_SECRET"] not in json.dumps(kept)
 
-    # the cron job: only the sign-in in the environment, everything else from .env
+    # the cron job: only the sign-in in the environment, everything else from the record
     cron_env = {k: "" for k in ("CYPHT_AZURE_GRAPH_URL", "CYPHT_AZURE_AUTHORITY_HOST", "CYPHT_AZURE_CA_FILE")}
     alone = cli("rotate-secret", "--env-file", str(env_file), "--json", env=cron_env)
     assert alone.returncode == 0, alone
@@ -226,14 +230,15 @@ def test_settings_are_recorded_and_webhooks_get_each_event_without_the_secret(
 
 
 def test_provision_runs_hooks_after_a_new_secret_only_and_remembers_the_audience(
-        cli: Cli, emulator: Any, env_file: Path, tmp_path: Path) -> None:
+        cli: Cli, emulator: Any, env_file: Path, tmp_path: Path, home: Path) -> None:
     env_file.parent.mkdir()
     runs = tmp_path / "runs"
     hook = f'echo "$CYPHT_AZURE_NEW_KEY_ID" >> {runs}'
     first = provision(cli, env_file, "--audience", "single-tenant", "--deploy-hook", hook)
     assert first.returncode == 0, first
     assert runs.read_text().split() == [first.json["secret_key_id"]]
-    assert read_env(env_file)["CYPHT_AZURE_AUDIENCE"] == "single-tenant"
+    assert record_of(home, env_file)["settings"]["audience"] == "single-tenant"
+    assert "CYPHT_AZURE_AUDIENCE" not in read_env(env_file)
     # again, without --audience: the recorded one is used (nothing to change), and no new secret: no hook
     again = provision(cli, env_file, "--deploy-hook", hook)
     assert again.returncode == 0, again

@@ -15,7 +15,7 @@ import pytest
 from cypht_azure import envfile
 from cypht_azure.errors import InputError
 from cypht_azure.operations.core.secrets import when_due
-from cypht_azure.operations.unattended import audit, notify, settings
+from cypht_azure.operations.unattended import audit, notify, record
 from cypht_azure.secret import Secret
 from tests.tool.webhooks import WebhookReceiver
 
@@ -49,43 +49,62 @@ OUTLOOK_CLIENT_ID=abc
 CYPHT_AZURE_TENANT=contoso.onmicrosoft.com
 CYPHT_AZURE_GRAPH_URL=https://graph.example.test/v1.0
 CYPHT_AZURE_AUDIENCE=single-tenant
-CYPHT_AZURE_CLOUD=mars
 CYPHT_AZURE_NOTIFY="https://a.example/h1 https://b.example/h2"
 """
 
 
-def test_recorded_settings_are_read_typed_and_bad_ones_ignored() -> None:
-    recorded = settings.read(envfile.parse(ENV))
-    assert dict(recorded.values) == {
+def test_settings_an_older_version_wrote_into_env_are_found_and_typed_for_the_record() -> None:
+    found = record.legacy_settings(envfile.parse(ENV))
+    assert sorted(found) == ["CYPHT_AZURE_AUDIENCE", "CYPHT_AZURE_GRAPH_URL", "CYPHT_AZURE_NOTIFY", "CYPHT_AZURE_TENANT"]
+    assert record.from_legacy(found) == {
         "tenant": "contoso.onmicrosoft.com", "graph_url": "https://graph.example.test/v1.0",
         "audience": "AzureADMyOrg", "notify": ["https://a.example/h1", "https://b.example/h2"],
     }
+    with pytest.raises(InputError, match="cloud must be one of"):
+        record.from_legacy({"CYPHT_AZURE_CLOUD": "mars"})
 
 
 def test_recorded_settings_sit_under_the_command_line() -> None:
-    recorded = settings.read(envfile.parse(ENV))
+    rec = record.Record("/srv/.env", {"tenant": "contoso.onmicrosoft.com", "graph_url": "https://graph.example.test/v1.0",
+                                      "notify": ["https://a.example/h1", "https://b.example/h2"]})
     given = {"tenant": "fabrikam.example", "graph_url": None, "cloud": "public", "notify": [], "auth": "auto"}
-    layered = settings.layer(given, {"tenant"}, recorded)
+    layered = record.layer(given, {"tenant"}, rec)
     assert layered == {"tenant": "fabrikam.example", "graph_url": "https://graph.example.test/v1.0",
                        "cloud": "public", "notify": ["https://a.example/h1", "https://b.example/h2"], "auth": "auto"}
 
 
 def test_only_what_the_user_set_is_recorded_and_never_a_credential() -> None:
-    doc = envfile.parse(ENV)
     given = {"tenant": "contoso.onmicrosoft.com", "cloud": "usgov", "authority_host": "https://login.example.test",
              "graph_url": None, "audience": "AzureADMyOrg", "notify": ["https://c.example/x"],
-             "auth": "environment", "ca_file": None}
-    updates = settings.updates(given, {"tenant", "cloud", "authority_host", "notify", "auth"}, doc)
-    assert updates == {"CYPHT_AZURE_CLOUD": "usgov", "CYPHT_AZURE_AUTHORITY_HOST": "https://login.example.test",
-                       "CYPHT_AZURE_NOTIFY": "https://c.example/x"}
-    assert not any("SECRET" in k or "CLIENT_ID" in k or k[-4:] == "AUTH" for k in settings.KEYS.values())
+             "auth": "environment", "ca_file": "ca.pem", "deploy_hook": ["systemctl reload php-fpm"]}
+    kept = record.relevant(given, {"tenant", "cloud", "authority_host", "notify", "auth", "ca_file", "deploy_hook"})
+    assert kept == {"tenant": "contoso.onmicrosoft.com", "cloud": "usgov",
+                    "authority_host": "https://login.example.test", "notify": ["https://c.example/x"],
+                    "ca_file": os.path.abspath("ca.pem"), "deploy_hook": ["systemctl reload php-fpm"]}
+    assert not any(w in k for k in record.SETTINGS for w in ("client_secret", "client_id", "password", "certificate"))
+    assert "auth" not in record.SETTINGS
 
 
-def test_recorded_settings_of_a_missing_or_broken_file_are_empty(tmp_path: Path) -> None:
-    assert settings.load(tmp_path / "none.env").values == {}
-    broken = tmp_path / "broken.env"
-    broken.write_text("A='unterminated\n")
-    assert settings.load(broken).values == {}
+def test_records_are_found_by_path_written_private_and_read_back(tmp_path: Path) -> None:
+    folder = tmp_path / "installations"
+    env_file = tmp_path / "www" / "cypht" / ".env"
+    assert record.load(env_file, folder) is None
+    record.remember(env_file, settings={"tenant": "contoso.example"}, installation_id="0123456789abcdef",
+                    folder=folder)
+    path = record.path_for(env_file, folder)
+    assert path.name.startswith("tmp-") or path.name.endswith(".json")
+    assert (stat.S_IMODE(path.stat().st_mode), stat.S_IMODE(folder.stat().st_mode)) == (0o600, 0o700)
+    rec = record.load(env_file, folder)
+    assert rec is not None and rec.settings == {"tenant": "contoso.example"} and rec.env_file == str(env_file)
+    assert record.name_for(env_file) != record.name_for(tmp_path / "www" / "cypht2" / ".env")
+    path.chmod(0o620)
+    with pytest.raises(record.UnsafeRecord, match="mode 0620"):
+        record.load(env_file, folder)
+    path.chmod(0o600)
+    path.rename(tmp_path / "real.json")
+    path.symlink_to(tmp_path / "real.json")
+    with pytest.raises(record.UnsafeRecord, match="symbolic link"):
+        record.load(env_file, folder)
 
 
 # The audit log
@@ -156,7 +175,7 @@ def test_an_unreachable_receiver_costs_at_most_the_deadline() -> None:
     event = notify.Event("rotated", "rotate-secret", "/e", 0)
     started = time.monotonic()
     # a blackhole address: connections hang rather than fail
-    deliveries = notify.send(["http://10.255.255.1:9/hook", "http://127.0.0.1:9/hook"], [event], deadline=2)
+    deliveries = notify.send(["https://10.255.255.1:9/hook", "http://127.0.0.1:9/hook"], [event], deadline=2)
     assert time.monotonic() - started < 3.5
     assert [d.ok for d in deliveries] == [False, False]
 
@@ -169,8 +188,24 @@ def test_a_refusing_receiver_is_not_asked_again(receiver: WebhookReceiver) -> No
 
 @pytest.mark.parametrize("url", ["ftp://x.example/", "hooks.example.com/x", "https:///nohost", ""])
 def test_bad_notify_urls_are_refused(url: str) -> None:
-    with pytest.raises(InputError, match="not an http"):
+    with pytest.raises(InputError, match="not an https"):
         notify.validate_urls([url])
+
+
+@pytest.mark.parametrize(("url", "allowed"), [
+    ("https://alerts.example.com/hook", True), ("http://127.0.0.1:8080/hook", True), ("http://[::1]/hook", True),
+    ("http://localhost/hook", True), ("http://alerts.example.com/hook", False), ("http://10.0.0.1/hook", False),
+    ("http://127.0.0.1.example.com/hook", False),
+])
+def test_plain_http_only_to_loopback(url: str, allowed: bool) -> None:
+    if allowed:
+        assert notify.validate_urls([url]) == [url]
+    else:
+        with pytest.raises(InputError, match="plain http"):
+            notify.validate_urls([url])
+    # and send() refuses it too, whoever handed it over
+    deliveries = notify.send([url], [notify.Event("rotated", "x", "/e", 0)], deadline=1)
+    assert allowed or [(d.ok, d.attempts) for d in deliveries] == [(False, 0)]
 
 
 # After a run: audit line, last run, events — from the --json outcome

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,8 @@ class ProvisionRequest:
     hooks_timeout: float = hooks.DEFAULT_TIMEOUT
     skip_hooks: bool = False  # --skip-deploy-hooks: an earlier run's failed hooks are given up
     run_hooks_in_dry_run: bool = False
-    record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
+    # CYPHT_AZURE_* settings an older version wrote into .env, removed now that the record holds them
+    retire_keys: frozenset[str] = frozenset()
     verify_timeout: float = 120.0
     emulator_endpoints: bool = False  # rehearsal: write the emulator's sign-in URLs into the endpoint keys
     emulator_url: str | None = None  # the emulator as Cypht reaches it (default: as cypht-azure does)
@@ -318,7 +319,7 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
                                iso(now + request.secret_lifetime), request.secret_lifetime))
     values = env_values(doc, request.providers, client_id=client_id, secret=secret, key_id=key_id,
                         redirect_uri=desired.primary_uri, endpoints=endpoints)
-    values.update({k: v for k, v in request.record.items() if doc.get(k) != v})
+    values.update({k: None for k in sorted(request.retire_keys) if doc.get(k) is not None})
     run_hooks: RunDeployHooks | None = None
     pending = (doc.get(envstate.DEPLOY_PENDING) or "").lower()
     if held is None and request.deploy_hooks:

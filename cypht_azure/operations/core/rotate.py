@@ -16,7 +16,7 @@ secret, so the next run cleans it up.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,8 +76,9 @@ class RotateRequest:
     deploy_hooks: tuple[hooks.Hook, ...] = ()
     hooks_timeout: float = hooks.DEFAULT_TIMEOUT
     run_hooks_in_dry_run: bool = False
-    record: Mapping[str, str] = field(default_factory=dict)  # settings to record in .env (settings.KEYS)
     skip_hooks: bool = False  # --skip-deploy-hooks: an earlier run's failed hooks are given up
+    # CYPHT_AZURE_* settings an older version wrote into .env, removed now that the record holds them
+    retire_keys: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -174,7 +175,7 @@ def plan_rotate(request: RotateRequest, doc: envfile.EnvDocument, app: dict[str,
                            iso(now + request.secret_lifetime), request.secret_lifetime))
     steps.append(VerifySecret(request.verify_timeout))
     values = rotation_values(doc, app, cur.providers, endpoints) | installation_value(doc, owners)
-    values.update({k: v for k, v in request.record.items() if doc.get(k) != v})
+    values.update({k: None for k in sorted(request.retire_keys) if doc.get(k) is not None})
     if request.deploy_hooks:
         values[envstate.DEPLOY_PENDING] = Fill.SECRET_ID  # cleared once the hooks succeed
     steps.append(WriteEnv(str(env_path), values, switch_from=check_switch(request, doc), commit=True))

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any, TypeVar
 
 from cypht_azure import envdisk, envfile
-from cypht_azure.errors import OperationFailed
+from cypht_azure.errors import CyphtAzureError, OperationFailed
 from cypht_azure.operations.checks.status import (
     StatusAllResult,
     StatusRequest,
@@ -37,6 +37,7 @@ from cypht_azure.operations.core.provision import ProvisionRequest, ProvisionRes
 from cypht_azure.operations.core.rotate import RotateRequest, RotateResult, check_switch, rotate
 from cypht_azure.operations.core.session import Connection, Progress, Session, open_session
 from cypht_azure.operations.core.steps import StepRecord
+from cypht_azure.operations.unattended import record
 
 T = TypeVar("T")
 MakeConnection = Callable[[], Connection]
@@ -123,8 +124,12 @@ def run_deprovision(
 ) -> DeprovisionResult:
     with env_read(request.env_file, writes=not request.dry_run) as doc:
         target = choose_target(doc, request.env_file, app_id=request.app_id, url=request.url)
-        return signed_in(make_connection, progress,
-                         lambda s: deprovision(s, request, target, doc, confirm, on_record))
+        result = signed_in(make_connection, progress,
+                           lambda s: deprovision(s, request, target, doc, confirm, on_record))
+    if result.deleted and not request.dry_run:
+        with suppress(OSError, CyphtAzureError):  # after the commit point: never a different outcome
+            record.forget(request.env_file)  # nothing left to renew (certbot delete drops the renewal conf)
+    return result
 
 
 def run_restore(app_id: str, make_connection: MakeConnection, progress: Progress, on_record: OnRecord) -> RestoreResult:

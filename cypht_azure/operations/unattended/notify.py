@@ -1,29 +1,40 @@
 """Webhook alerts (`--notify URL`): a JSON POST on every rotation, every failure, and every secret that
 expires within 14 days while nothing could rotate it.
 
-The body names the event, the app, the `.env`, the expiry and the exit code — never a secret. Each URL
-is tried a few times within `DEADLINE` seconds, all URLs at once on daemon threads: an unreachable
-receiver costs the run at most `DEADLINE` seconds and never changes its outcome or exit code.
+The body names the event, the app, the `.env`, the expiry and the exit code — never a secret: every
+secret `.env` holds, the operator's credential in the environment and anything shaped like a token are
+replaced before it is sent. Each URL is tried a few times within `DEADLINE` seconds, all URLs at once
+on daemon threads: an unreachable receiver costs the run at most `DEADLINE` seconds and never changes
+its outcome or exit code.
+
+Where events go is the operator's choice only (issue 18, rule 7): the URLs come from `--notify` or the
+installation record, never from `.env`; https only (http only to this machine's loopback, where no one
+else listens on the wire); a redirect is not followed (it would send the body where no one chose).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
+import os
+import re
 import socket
 import ssl
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from cypht_azure import trust
+from cypht_azure import envdisk, envfile, trust
 from cypht_azure.errors import InputError
 from cypht_azure.operations.core.session import parse_time
+from cypht_azure.secret import Secret
 
 NOTIFY_ENV = "CYPHT_AZURE_NOTIFY"
 EXPIRING_WITHIN = dt.timedelta(days=14)
@@ -34,16 +45,58 @@ USER_AGENT = "cypht-azure"
 ROTATED, FAILED, EXPIRING = "rotated", "failed", "expiring"
 
 
+# The operator's own credentials, never in a body, whatever a message quotes.
+CREDENTIAL_VARIABLES = ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_CERTIFICATE_PASSWORD", "AZURE_PASSWORD")
+_TOKEN = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")  # a JWT (access or ID token)
+REDACTED = "[redacted]"
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def validate_urls(urls: Sequence[str]) -> list[str]:
-    """http(s) URLs with a host, checked before anything else happens."""
+    """https URLs with a host (http only to loopback), checked before anything else happens."""
     checked = []
     for url in urls:
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise InputError(f"--notify {redacted(url)!r} is not an http:// or https:// URL.",
+            raise InputError(f"--notify {redacted(url)!r} is not an https:// URL.",
                              hint="Give the webhook URL of your alerting (e.g. https://alerts.example.com/hook).")
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
+            raise InputError(
+                f"--notify {redacted(url)!r} is plain http to another machine: anyone on the way could read "
+                "or change the events.",
+                hint="Use the receiver's https:// URL (http:// is accepted only for 127.0.0.1, ::1 or localhost).")
         checked.append(url.strip())
     return checked
+
+
+def scrub(text: str, secrets: Sequence[Secret]) -> str:
+    """`text` without any of `secrets` and without anything shaped like a token."""
+    for secret in sorted(secrets, key=lambda s: -len(s.reveal())):
+        value = secret.reveal()
+        if len(value) >= 6:
+            text = text.replace(value, REDACTED)
+    return _TOKEN.sub(REDACTED, text)
+
+
+def secrets_for(env_files: Sequence[str], environ: Mapping[str, str] | None = None) -> list[Secret]:
+    """What a body must never hold: the operator's credential and every client secret of these `.env` files."""
+    environ = os.environ if environ is None else environ
+    found = [Secret(v) for name in CREDENTIAL_VARIABLES if (v := environ.get(name))]
+    for path in dict.fromkeys(env_files):
+        try:
+            doc = envdisk.load(Path(path))
+        except (envfile.EnvFileError, OSError):
+            continue
+        found += [Secret(v) for key in sorted(doc.keys()) if key.endswith("_CLIENT_SECRET") and (v := doc.get(key))]
+    return found
 
 
 def redacted(url: str) -> str:
@@ -64,8 +117,8 @@ class Event:
     host: str = field(default_factory=socket.gethostname)
     time: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
 
-    def body(self) -> bytes:
-        return json.dumps({"source": "cypht-azure", **asdict(self)}).encode("utf-8")
+    def body(self, secrets: Sequence[Secret] = ()) -> bytes:
+        return scrub(json.dumps({"source": "cypht-azure", **asdict(self)}), secrets).encode("utf-8")
 
 
 def events_for(*, command: str, env_file: str, exit_code: int, app: str | None, rotated: bool,
@@ -93,23 +146,36 @@ class Delivery:
     detail: str = ""
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer, not a new address: the event goes where the operator said, or nowhere."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 def _post(url: str, body: bytes, timeout: float, context: ssl.SSLContext | None) -> None:
     request = urllib.request.Request(url, data=body, method="POST", headers={
         "Content-Type": "application/json", "User-Agent": USER_AGENT})
-    with urllib.request.urlopen(request, timeout=timeout, context=context) as answer:
+    opener = urllib.request.build_opener(_NoRedirect(), urllib.request.HTTPSHandler(context=context))
+    with opener.open(request, timeout=timeout) as answer:
         answer.read(65536)
 
 
-def _deliver(url: str, event: Event, deadline: float, context: ssl.SSLContext | None, out: list[Delivery]) -> None:
+def _deliver(url: str, event: Event, deadline: float, context: ssl.SSLContext | None, out: list[Delivery],
+             secrets: Sequence[Secret] = ()) -> None:
     detail, attempts = "", 0
+    body = event.body(secrets)
     while attempts < ATTEMPTS and time.monotonic() < deadline:
         attempts += 1
         try:
-            _post(url, event.body(), max(0.5, min(5.0, deadline - time.monotonic())), context)
+            _post(url, body, max(0.5, min(5.0, deadline - time.monotonic())), context)
             out.append(Delivery(redacted(url), event.event, True, attempts))
             return
         except urllib.error.HTTPError as exc:
             detail = f"HTTP {exc.code}"
+            if 300 <= exc.code < 400:
+                detail += " (a redirect, not followed)"
+                break
             if exc.code < 500 and exc.code not in (408, 429):
                 break  # the receiver refuses this body: asking again will not help
         except (urllib.error.URLError, OSError) as exc:
@@ -119,10 +185,20 @@ def _deliver(url: str, event: Event, deadline: float, context: ssl.SSLContext | 
 
 
 def send(urls: Sequence[str], events: Sequence[Event], *, deadline: float = DEADLINE,
-         ca_file: str | None = None) -> list[Delivery]:
-    """POST every event to every URL, in parallel, returning within `deadline` seconds whatever happens."""
+         ca_file: str | None = None, secrets: Sequence[Secret] = ()) -> list[Delivery]:
+    """POST every event to every URL, in parallel, returning within `deadline` seconds whatever happens.
+    A URL that is not https (or http to loopback) is refused here too, whoever handed it over."""
     if not urls or not events:
         return []
+    refused: list[Delivery] = []
+    allowed: list[str] = []
+    for url in urls:
+        try:
+            allowed += validate_urls([url])
+        except InputError as exc:
+            refused += [Delivery(redacted(url), e.event, False, 0, exc.message) for e in events]
+    urls = allowed
+    secrets = [*secrets, *secrets_for([e.env_file for e in events])]
     context = trust.ssl_context(ca_file) if ca_file else None
     end = time.monotonic() + deadline
     results: list[Delivery] = []
@@ -130,7 +206,7 @@ def send(urls: Sequence[str], events: Sequence[Event], *, deadline: float = DEAD
     for url in urls:
         def deliver_all(url: str = url) -> None:
             for event in events:
-                _deliver(url, event, end, context, results)
+                _deliver(url, event, end, context, results, secrets)
         thread = threading.Thread(target=deliver_all, daemon=True, name="cypht-azure-notify")
         thread.start()
         threads.append(thread)
@@ -141,7 +217,7 @@ def send(urls: Sequence[str], events: Sequence[Event], *, deadline: float = DEAD
         for event in events:
             if (redacted(url), event.event) not in delivered:
                 results.append(Delivery(redacted(url), event.event, False, 0, "still waiting at the deadline"))
-    return list(results)
+    return refused + list(results)
 
 
 def deliveries_json(deliveries: Sequence[Delivery]) -> list[dict[str, Any]]:
