@@ -1,3 +1,3 @@
-from cypht_azure.cli import main
+from cypht_azure.start import main
 
 main()

@@ -69,10 +69,22 @@ def main() -> None:
     # collector's passes over the ~800 modules a Graph command loads cost ~15% of its CPU time.
     # Memory still goes back by reference counting; `emulator`, which runs for hours, turns it back on.
     gc.disable()
+    from cypht_azure import interrupts
+    from cypht_azure.cli.output import STDERR, guard_descriptors
+
+    guard_descriptors()
+    interrupts.install()  # again: `cypht_azure.cli:main` may be called without cypht_azure.start
     try:
         app()
     except SystemExit as exc:
-        _exit(exc.code)
+        code = exc.code
+        if code == 130 and not interrupts.told():  # Ctrl-C while the command line was parsed (typer: exit 130)
+            STDERR.line(f"error: {interrupts.message()}")
+            code = interrupts.exit_code()
+        _exit(code)
+    except KeyboardInterrupt:
+        STDERR.line(f"error: {interrupts.message()}")
+        _exit(interrupts.exit_code())
 
 
 def _exit(code: object) -> NoReturn:
@@ -94,10 +106,12 @@ def _exit(code: object) -> NoReturn:
     if code is None or isinstance(code, int):
         status = code or 0
     else:
-        print(code, file=sys.stderr)
+        from cypht_azure.cli.output import STDERR
+
+        STDERR.line(str(code))
         status = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        with suppress(OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing left to say
+        with suppress(OSError, ValueError, AttributeError):  # a closed pipe (`| head`) or stream: nothing to say
             stream.flush()
     os._exit(status)

@@ -21,6 +21,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from cypht_azure.auth import AUTH_METHODS, CLOUDS
+from cypht_azure.cli.output import STDERR, STDOUT
 from cypht_azure.errors import CyphtAzureError, ExitCode
 
 SIGN_IN = "Sign-in and endpoints"
@@ -176,13 +177,14 @@ class Output:
     Progress on a terminal is one live line, rewritten in place for each step and each tick of a wait,
     and erased before anything else is printed. Off a terminal (cron, CI) steps stay silent, so a
     scheduled run that does nothing prints nothing, and a wait is a plain line at most every 10 s,
-    saying how long it has waited so far.
+    saying how long it has waited so far. Every line goes through `cli.output` (STDOUT, STDERR), which
+    survives a closed pipe, a full disk or a closed descriptor: output never changes what is applied.
     """
 
     def __init__(self, common: Common) -> None:
         self.json = common.json
         self.quiet = common.quiet
-        self.tty = sys.stderr.isatty()
+        self.tty = STDERR.isatty()
         self.color = self.tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         self._live = False
         self._wait: tuple[str, float] | None = None  # (message, when that wait began)
@@ -208,22 +210,19 @@ class Output:
             self._show_live(f"… {message} ({waited:.0f} s so far)" if waited >= 1 else f"… {message}")
         elif now - self._last_plain >= PLAIN_WAIT_INTERVAL:
             self._last_plain = now
-            print(f"… {message} ({waited:.0f} s so far)" if waited >= 1 else f"… {message}",
-                  file=sys.stderr, flush=True)
+            STDERR.line(f"… {message} ({waited:.0f} s so far)" if waited >= 1 else f"… {message}")
 
     def finish(self) -> None:
         """Erase the live progress line (the command is done, or something else is printed)."""
         if self._live:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+            STDERR.write("\r\033[K")
             self._live = False
 
     def _show_live(self, text: str) -> None:
         width = shutil.get_terminal_size((80, 24)).columns
         if len(text) >= width:  # a wrapped line could not be rewritten in place
             text = text[: max(width - 2, 1)] + "…"
-        sys.stderr.write("\r\033[K" + self._dim(text))
-        sys.stderr.flush()
+        STDERR.write("\r\033[K" + self._dim(text))
         self._live = True
 
     def contextual(self, text: str) -> str:
@@ -241,37 +240,37 @@ class Output:
         self.finish()
         if not self._shown_steps:
             self._shown_steps = True
-            print(self.bold("Applying the plan:"), flush=True)
-        print(_step_line(record), flush=True)
+            STDOUT.line(self.bold("Applying the plan:"))
+        STDOUT.line(_step_line(record))
 
     def note(self, message: str) -> None:
         if not self.quiet:
             self.finish()
-            print(self.contextual(message), file=sys.stderr if self.json else sys.stdout, flush=True)
+            (STDERR if self.json else STDOUT).line(self.contextual(message))
 
     def warn(self, message: str) -> None:
         self.finish()
-        print(self._yellow(f"warning: {self.contextual(message)}"), file=sys.stderr, flush=True)
+        STDERR.line(self._yellow(f"warning: {self.contextual(message)}"))
 
     def error_line(self, text: str) -> None:
         """An error on stderr only (the outcome document, if any, was already printed)."""
         self.finish()
-        print(self._red(f"error: {self.contextual(text)}"), file=sys.stderr, flush=True)
+        STDERR.line(self._red(f"error: {self.contextual(text)}"))
 
     def error(self, exc: BaseException, code: int) -> None:
         self.last_error = str(getattr(exc, "message", exc))
         self.finish()
-        print(self._red(f"error: {self.contextual(str(exc))}"), file=sys.stderr, flush=True)
+        STDERR.line(self._red(f"error: {self.contextual(str(exc))}"))
         if self.json:
             hint = getattr(exc, "hint", None)
-            print(error_document(type(exc).__name__, self.contextual(getattr(exc, "message", str(exc))),
-                                 self.contextual(hint) if hint else hint, code))
+            STDOUT.line(error_document(type(exc).__name__, self.contextual(getattr(exc, "message", str(exc))),
+                                       self.contextual(hint) if hint else hint, code))
 
     def document(self, data: dict[str, Any]) -> None:
         import json
 
         self.finish()
-        print(json.dumps(data, indent=2, sort_keys=False, default=str))
+        STDOUT.line(json.dumps(data, indent=2, sort_keys=False, default=str))
 
     def _wrap(self, code: str, text: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
@@ -331,7 +330,13 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
                                                  "CYPHT_AZURE_QUIET in the environment)."),
                                  int(ExitCode.INVALID_INPUT))
             raise typer.Exit(int(ExitCode.INVALID_INPUT))
-        func(common=common, **kwargs)
+        try:
+            func(common=common, **kwargs)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP outside run(): one line, the signal's code
+            from cypht_azure import interrupts
+
+            Output(common).error_line(interrupts.message())
+            raise typer.Exit(interrupts.exit_code()) from None
 
     all_params = [context] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared
     wrapper.__signature__ = own.replace(parameters=all_params, return_annotation=None)  # type: ignore[attr-defined]
@@ -354,9 +359,11 @@ def run(common: Common, out: Output, action: Callable[[], T]) -> T:
     except envfile.EnvFileError as exc:
         out.error(exc, int(ExitCode.INVALID_INPUT))
         raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
-    except KeyboardInterrupt:
-        out.error(Exception("interrupted"), int(ExitCode.INTERRUPTED))
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP outside the plan's steps (cypht_azure.interrupts)
+        from cypht_azure import interrupts
+
+        out.error(Exception(interrupts.message()), interrupts.exit_code())
+        raise typer.Exit(interrupts.exit_code()) from None
     except ValueError as exc:
         out.error(exc, int(ExitCode.INVALID_INPUT))
         raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
@@ -423,8 +430,7 @@ def render_outcome(out: Output, result: Any, *, common: Common, headline: str | 
 @contextmanager
 def sandbox_banner(out: Output, enabled: bool) -> Iterator[None]:
     if enabled and not out.quiet:
-        print(out._yellow("SANDBOX: local emulator, not Azure. Nothing here reaches Microsoft."),
-              file=sys.stderr, flush=True)
+        STDERR.line(out._yellow("SANDBOX: local emulator, not Azure. Nothing here reaches Microsoft."))
     yield
 
 
@@ -449,9 +455,9 @@ def connection(common: Common, out: Output) -> Any:
     endpoints = auth.resolve_endpoints(
         common.cloud, authority_host=common.authority_host, graph_url=common.graph_url, ca_file=common.ca_file,
     )
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
+    interactive = sys.stdin is not None and sys.stdin.isatty() and STDERR.isatty() and not os.environ.get("CI")
     settings = auth.SignInSettings(common.auth, common.tenant, endpoints, interactive=interactive,
-                                   prompt=lambda m: print(m, file=sys.stderr, flush=True), timeout=common.timeout)
+                                   prompt=STDERR.line, timeout=common.timeout)
     return Connection(settings, timeout=common.timeout)
 
 
@@ -496,7 +502,7 @@ def finish_renewal(common: Common, out: Output, prepared: list[Renewal], command
             out.warn(warning)
         raise
     outcome = result.to_json()  # type: ignore[attr-defined]
-    code = int(ExitCode.DEPLOY_HOOK_FAILED) if outcome.get("deploy_hooks_error") else 0
+    code = int(ExitCode.DEPLOY_HOOK_FAILED) if outcome.get("deploy_hooks_error") else 1 if outcome.get("warnings") else 0
     done = runlog.finish(command_name, env_file, outcome=outcome, exit_code=code,
                          error=outcome.get("deploy_hooks_error"), dry_run=dry_run,
                          notify_urls=prepared[0].notify if prepared else [], ca_file=common.ca_file)
@@ -511,9 +517,13 @@ def render_renewal(out: Output, result: Any, common: Common) -> None:
         for run_ in result.deploy_hooks:
             state = "ok" if run_["ok"] else "timed out" if run_["timed_out"] else f"FAILED (exit {run_['exit_code']})"
             out.note(f"  Deploy hook  {run_['name']}: {state}, {run_['seconds']} s")
+    for warning in getattr(result, "warnings", None) or []:  # after the commit point: kept, reported, exit 1
+        out.warn(warning)
     if result.deploy_hooks_error:
         from cypht_azure.errors import DeployHookFailed
 
         error = DeployHookFailed(result.deploy_hooks_error)
         out.error_line(str(error))
         raise typer.Exit(int(error.exit_code))
+    if getattr(result, "warnings", None):
+        raise typer.Exit(int(ExitCode.FAILED))
