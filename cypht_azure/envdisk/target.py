@@ -150,8 +150,16 @@ class EnvTarget:
         """
         self._inspect()
         self._check_folder_unmoved()
-        if os.fstatvfs(self._folder_fd).f_flag & os.ST_RDONLY or self.read_only_mount:
-            raise os_error(OSError(errno.EROFS, os.strerror(errno.EROFS)), self.path, "write")
+        folder_read_only = bool(os.fstatvfs(self._folder_fd).f_flag & os.ST_RDONLY)
+        if folder_read_only or self.read_only_mount:
+            where = self.folder if folder_read_only else self.real
+            raise EnvFileError(
+                f"{'its folder ' + str(where) + ' is' if folder_read_only else 'it is'} on a read-only file "
+                "system (mounted ro, EROFS): nothing there can be rewritten, so the new secret could not be stored.",
+                path=self.path,
+                fix=f"Remount it read-write (the mount that holds {where}), or point --env-file at the writable "
+                    "copy; then run again.",
+            )
         self._check_flags()
         if not os.access(".", os.W_OK | os.X_OK, dir_fd=self._folder_fd):
             raise EnvFileError(

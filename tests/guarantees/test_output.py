@@ -50,15 +50,6 @@ def test_head_n_k_for_every_k_never_undoes_the_commit(emulator: Any, rotation: t
                         php=k == 3)
 
 
-def test_head_on_json_output(emulator: Any, rotation: tuple[Path, dict[str, str]]) -> None:
-    env_file, env = rotation
-    before = invariant.snapshot(env_file)
-    run = _shell(env, '"$@" | head -n 1; exit "${PIPESTATUS[0]}"', command_args("rotate-secret", env_file, "--json"))
-    assert run.returncode == 0, run
-    assert run.stdout == "{\n", run
-    invariant.check(emulator, before, run, command="rotate-secret", after_success=True, require_changed=True)
-
-
 @pytest.mark.parametrize("command", ["provision", "rotate-secret"])
 def test_stdout_to_dev_full(emulator: Any, tmp_path: Path, command: str) -> None:
     env_file = tmp_path / "cypht" / ".env"

@@ -103,7 +103,8 @@ def test_read_only_file_system_is_refused_before_any_request(
     env_file = tmp_path / "cypht" / ".env"
     _seed(emulator, env_file, command)
     read_only_bind(env_file.parent if what == "folder" else env_file)
-    _refused(emulator, base_env(emulator, tmp_path / "home"), env_file, command, ("Read-only file system",))
+    _refused(emulator, base_env(emulator, tmp_path / "home"), env_file, command,
+             ("on a read-only file system (mounted ro, EROFS)",))
 
 
 @pytest.mark.parametrize("command", COMMANDS)
