@@ -77,8 +77,10 @@ def told() -> bool:
 
 
 @contextmanager
-def deferred() -> Iterator[None]:
-    """Hold SIGINT, SIGTERM and SIGHUP while the block runs; deliver them, in order, once it is done."""
+def deferred(*, deliver: bool = True) -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP while the block runs; deliver them, in order, once it is done
+    (``deliver=False``: the run is ending anyway; they are dropped, a SIGTERM or SIGHUP still naming its
+    exit code)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -86,6 +88,8 @@ def deferred() -> Iterator[None]:
     saved = {sig: signal.getsignal(sig) for sig in HANDLED}
 
     def hold(signum: int, frame: FrameType | None) -> None:
+        if signum != signal.SIGINT:
+            _received.append(signum)
         pending.append((signum, frame))
 
     for sig in HANDLED:
@@ -95,7 +99,7 @@ def deferred() -> Iterator[None]:
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)
-        for signum, frame in pending:
+        for signum, frame in pending if deliver else ():
             handler = saved[signal.Signals(signum)]
             if callable(handler):
                 handler(signum, frame)

@@ -20,7 +20,7 @@ runs against a local emulator instead of Azure.
 
 Exit codes: 0 ok, 1 failed, 2 invalid input (nothing changed), 3 sign-in failed, 4 missing role or
 permission, 5 app not found, 6 status or doctor found a problem, 7 confirmation needed (use --yes),
-8 a deploy hook failed (old secret kept), 130 interrupted.
+8 a deploy hook failed (old secret kept), 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
 """
 
 app = typer.Typer(

@@ -130,7 +130,8 @@ async def apply(plan: Plan, ctx: Context) -> Applied:
                 if record.status != DONE and record.started:
                     record.status = FAILED
                     ctx.tell(record)
-            undo_failures = await _run_undo(ctx)
+            with interrupts.deferred(deliver=False):  # a second Ctrl-C does not cut the undo short
+                undo_failures = await _run_undo(ctx)
             raise _explain(exc, applied, undo_failures) from None
     return applied
 
@@ -401,6 +402,7 @@ async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepReco
     redact = [applied.secret] if applied.secret is not None else []
     report = hooks.HookReport()
     for hook in step.hooks:  # one at a time: a run that is stopped (Ctrl-C, SIGTERM) starts no further hook
+        await asyncio.sleep(0)  # a stop that came meanwhile is raised here, before the hook is started
         ran = await asyncio.to_thread(hooks.run_all, (hook,), facts, timeout=step.timeout, redact=redact)
         report.runs += ran.runs
         applied.hook_runs = report.runs
