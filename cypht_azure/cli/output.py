@@ -94,7 +94,10 @@ def guard_descriptors() -> None:
         if null != fd:
             os.dup2(null, fd)
             os.close(null)
-        if stream is not None:
+        if stream is None:
+            if sys.stdin is None:
+                sys.stdin = open(fd, closefd=False)  # noqa: SIM115 - lives as long as the process
+        else:
             stream.lost = "EBADF"
             if stream.file is None:
                 replacement = open(fd, "w", closefd=False, errors="backslashreplace")  # noqa: SIM115
