@@ -30,7 +30,16 @@ from cypht_azure.envdisk.fileio import (
     xattr_kind,
     xattrs_of,
 )
-from cypht_azure.envdisk.problems import changed, is_directory, os_error, too_large
+from cypht_azure.envdisk.problems import (
+    WRITE_FIXES,
+    changed,
+    flagged,
+    is_directory,
+    os_error,
+    read_only_file_system,
+    reason,
+    too_large,
+)
 from cypht_azure.envfile import MAX_ENV_BYTES, EnvDocument, EnvFileError, parse
 
 NEW_FILE_MODE = 0o640
@@ -152,14 +161,7 @@ class EnvTarget:
         self._check_folder_unmoved()
         folder_read_only = bool(os.fstatvfs(self._folder_fd).f_flag & os.ST_RDONLY)
         if folder_read_only or self.read_only_mount:
-            where = self.folder if folder_read_only else self.real
-            raise EnvFileError(
-                f"{'its folder ' + str(where) + ' is' if folder_read_only else 'it is'} on a read-only file "
-                "system (mounted ro, EROFS): nothing there can be rewritten, so the new secret could not be stored.",
-                path=self.path,
-                fix=f"Remount it read-write (the mount that holds {where}), or point --env-file at the writable "
-                    "copy; then run again.",
-            )
+            raise read_only_file_system(self.path, self.folder if folder_read_only else None)
         self._check_flags()
         if not os.access(".", os.W_OK | os.X_OK, dir_fd=self._folder_fd):
             raise EnvFileError(
@@ -175,23 +177,9 @@ class EnvTarget:
 
     def _check_flags(self) -> None:
         """chattr +i or +a on the file or its folder: root cannot replace or rewrite it either."""
-        folder = inode_flags(self._folder_fd)
-        for flags, what, target in ((self.flags, "it", self.real), (folder, f"its folder {self.folder}", self.folder)):
-            if flags & FS_IMMUTABLE_FL:
-                raise EnvFileError(
-                    f"{what} is immutable (chattr +i): nobody, not even root, may change "
-                    f"{'it' if target == self.real else 'the files in it'}, so the new secret could not be stored.",
-                    path=self.path,
-                    fix=f"If it may be changed: chattr -i {target}; then run again.",
-                )
-            if flags & FS_APPEND_FL:
-                raise EnvFileError(
-                    f"{what} is append-only (chattr +a): "
-                    + ("it may only grow, so it cannot be rewritten." if target == self.real else
-                       "files may be added to it but never renamed or removed, so .env cannot be replaced."),
-                    path=self.path,
-                    fix=f"If it may be changed: chattr -a {target}; then run again.",
-                )
+        for flags, folder in ((self.flags, None), (inode_flags(self._folder_fd), self.folder)):
+            if flags & (FS_IMMUTABLE_FL | FS_APPEND_FL):
+                raise flagged(self.path, self.real, folder, immutable=bool(flags & FS_IMMUTABLE_FL))
 
     def _check_file_writable(self, facts: FileFacts) -> None:
         euid = os.geteuid()
@@ -316,7 +304,7 @@ class EnvTarget:
         except (OSError, EnvFileError) as exc:
             raise EnvFileError(
                 f"an earlier run was stopped while rewriting it in place, and its previous content could not be "
-                f"put back from {self.folder / backup} ({_reason(exc)}). The backup stays.",
+                f"put back from {self.folder / backup} ({reason(exc)}). The backup stays.",
                 path=self.path,
                 fix="Check the disk (dmesg), then run again; or copy the backup over the file by hand.",
             ) from None
@@ -365,7 +353,7 @@ class EnvTarget:
             self._seen = self._current()
         except (OSError, EnvFileError) as exc:
             self._seen = None
-            warnings.append(f"it could not be read again after the write ({_reason(exc)}).")
+            warnings.append(f"it could not be read again after the write ({reason(exc)}).")
         return warnings
 
     def _unchanged_or_raise(self) -> None:
@@ -463,7 +451,7 @@ class EnvTarget:
         except OSError as exc:
             if warnings is None:
                 raise os_error(exc, self.path, "sync the folder of") from None
-            warnings.append(f"its folder could not be flushed to disk after the write ({_reason(exc)}): a crash "
+            warnings.append(f"its folder could not be flushed to disk after the write ({reason(exc)}): a crash "
                             "before the disk recovers could bring back its previous content.")
 
     def _write_in_place(self, data: bytes, *, keep_backup: bool, on_committed: Committed | None = None,
@@ -510,7 +498,7 @@ class EnvTarget:
                 if warnings is None:
                     raise os_error(exc, self.path, "remove the backup of") from None
                 warnings.append(f"its backup {self.folder / backup} (the previous content) could not be removed "
-                                f"({_reason(exc)}): the next run puts that content back.")
+                                f"({reason(exc)}): the next run puts that content back.")
                 return
             self._sync_after_commit(warnings)
 
@@ -537,7 +525,7 @@ class EnvTarget:
         """After ``put(data)`` failed: put the old content back. Raises EnvFileError saying what the file
         holds now, or returns when it holds the complete new text (a warning says why the backup stays);
         the backup is removed only once the old content is back."""
-        cause = _reason(exc)
+        cause = reason(exc)
         try:
             put(fd, old)
         except OSError:
@@ -547,7 +535,7 @@ class EnvTarget:
             raise EnvFileError(
                 f"could not write it ({cause}); its previous content was put back, so it is unchanged.",
                 path=self.path,
-                fix=_FIXES.get(exc.errno or 0, "Check the disk (dmesg), then run again."),
+                fix=WRITE_FIXES.get(exc.errno or 0, "Check the disk (dmesg), then run again."),
             )
         try:
             now: bytes | None = read_all(fd)
@@ -583,14 +571,3 @@ class EnvTarget:
             if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):  # some cannot fsync folders
                 raise
 
-
-_FIXES = {
-    errno.ENOSPC: "Free some disk space and run again.",
-    errno.EDQUOT: "Raise the disk quota and run again.",
-}
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.errno:
-        return os.strerror(exc.errno)
-    return getattr(exc, "message", None) or type(exc).__name__
