@@ -15,7 +15,9 @@ class ExitCode(IntEnum):
     FINDINGS = 6         # `status --fail-within`: a secret expires soon or a finding is an error
     NEEDS_CONFIRMATION = 7  # a destructive command without a terminal and without --yes
     DEPLOY_HOOK_FAILED = 8  # the new secret is in .env, a deploy hook failed or timed out: old secret kept
+    HANGUP = 129         # SIGHUP (128 + 1): the terminal or SSH session went away; handled as Ctrl-C
     INTERRUPTED = 130    # Ctrl-C (128 + SIGINT), as shells report it
+    TERMINATED = 143     # SIGTERM (128 + 15): systemctl stop, docker stop, timeout; handled as Ctrl-C
 
 
 class CyphtAzureError(Exception):

@@ -20,7 +20,7 @@ runs against a local emulator instead of Azure.
 
 Exit codes: 0 ok, 1 failed, 2 invalid input (nothing changed), 3 sign-in failed, 4 missing role or
 permission, 5 app not found, 6 status or doctor found a problem, 7 confirmation needed (use --yes),
-8 a deploy hook failed (old secret kept), 130 interrupted.
+8 a deploy hook failed (old secret kept), 130 interrupted (Ctrl-C), 143 SIGTERM, 129 SIGHUP.
 """
 
 # Command name -> the module under cypht_azure.cli that defines it (the root help lists them in this order).
@@ -102,10 +102,22 @@ def main() -> None:
     # collector's passes over the ~800 modules a Graph command loads cost ~15% of its CPU time.
     # Memory still goes back by reference counting; `emulator`, which runs for hours, turns it back on.
     gc.disable()
+    from cypht_azure import interrupts
+    from cypht_azure.cli.output import STDERR, guard_descriptors
+
+    guard_descriptors()
+    interrupts.install()  # again: `cypht_azure.cli:main` may be called without cypht_azure.start
     try:
         new_app(invoked(sys.argv[1:]))()
     except SystemExit as exc:
-        _exit(exc.code)
+        code = exc.code
+        if code == 130 and not interrupts.told():  # Ctrl-C while the command line was parsed (typer: exit 130)
+            STDERR.line(f"error: {interrupts.message()}")
+            code = interrupts.exit_code()
+        _exit(code)
+    except KeyboardInterrupt:
+        STDERR.line(f"error: {interrupts.message()}")
+        _exit(interrupts.exit_code())
 
 
 def _exit(code: object) -> NoReturn:
@@ -127,10 +139,12 @@ def _exit(code: object) -> NoReturn:
     if code is None or isinstance(code, int):
         status = code or 0
     else:
-        print(code, file=sys.stderr)
+        from cypht_azure.cli.output import STDERR
+
+        STDERR.line(str(code))
         status = 1
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
-        with suppress(OSError, ValueError):  # a closed pipe (`| head`) or stream: nothing left to say
+        with suppress(OSError, ValueError, AttributeError):  # a closed pipe (`| head`) or stream: nothing to say
             stream.flush()
     os._exit(status)

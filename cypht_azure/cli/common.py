@@ -9,7 +9,6 @@ import functools
 import inspect
 import os
 import shutil
-import sys
 import time
 import typing
 from collections.abc import Callable, Iterable, Iterator
@@ -21,6 +20,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from cypht_azure.auth import AUTH_METHODS, CLOUDS
+from cypht_azure.cli.output import STDERR, STDOUT
 from cypht_azure.errors import CyphtAzureError, ExitCode
 
 SIGN_IN = "Sign-in and endpoints"
@@ -181,13 +181,14 @@ class Output:
     Progress on a terminal is one live line, rewritten in place for each step and each tick of a wait,
     and erased before anything else is printed. Off a terminal (cron, CI) steps stay silent, so a
     scheduled run that does nothing prints nothing, and a wait is a plain line at most every 10 s,
-    saying how long it has waited so far.
+    saying how long it has waited so far. Every line goes through `cli.output` (STDOUT, STDERR), which
+    survives a closed pipe, a full disk or a closed descriptor: output never changes what is applied.
     """
 
     def __init__(self, common: Common) -> None:
         self.json = common.json
         self.quiet = common.quiet
-        self.tty = sys.stderr.isatty()
+        self.tty = STDERR.isatty()
         self.color = self.tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         self._live = False
         self._wait: tuple[str, float] | None = None  # (message, when that wait began)
@@ -213,22 +214,19 @@ class Output:
             self._show_live(f"… {message} ({waited:.0f} s so far)" if waited >= 1 else f"… {message}")
         elif now - self._last_plain >= PLAIN_WAIT_INTERVAL:
             self._last_plain = now
-            print(f"… {message} ({waited:.0f} s so far)" if waited >= 1 else f"… {message}",
-                  file=sys.stderr, flush=True)
+            STDERR.line(f"… {message} ({waited:.0f} s so far)" if waited >= 1 else f"… {message}")
 
     def finish(self) -> None:
         """Erase the live progress line (the command is done, or something else is printed)."""
         if self._live:
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
+            STDERR.write("\r\033[K")
             self._live = False
 
     def _show_live(self, text: str) -> None:
         width = shutil.get_terminal_size((80, 24)).columns
         if len(text) >= width:  # a wrapped line could not be rewritten in place
             text = text[: max(width - 2, 1)] + "…"
-        sys.stderr.write("\r\033[K" + self._dim(text))
-        sys.stderr.flush()
+        STDERR.write("\r\033[K" + self._dim(text))
         self._live = True
 
     def contextual(self, text: str) -> str:
@@ -246,37 +244,37 @@ class Output:
         self.finish()
         if not self._shown_steps:
             self._shown_steps = True
-            print(self.bold("Applying the plan:"), flush=True)
-        print(_step_line(record), flush=True)
+            STDOUT.line(self.bold("Applying the plan:"))
+        STDOUT.line(_step_line(record))
 
     def note(self, message: str) -> None:
         if not self.quiet:
             self.finish()
-            print(self.contextual(message), file=sys.stderr if self.json else sys.stdout, flush=True)
+            (STDERR if self.json else STDOUT).line(self.contextual(message))
 
     def warn(self, message: str) -> None:
         self.finish()
-        print(self._yellow(f"warning: {self.contextual(message)}"), file=sys.stderr, flush=True)
+        STDERR.line(self._yellow(f"warning: {self.contextual(message)}"))
 
     def error_line(self, text: str) -> None:
         """An error on stderr only (the outcome document, if any, was already printed)."""
         self.finish()
-        print(self._red(f"error: {self.contextual(text)}"), file=sys.stderr, flush=True)
+        STDERR.line(self._red(f"error: {self.contextual(text)}"))
 
     def error(self, exc: BaseException, code: int) -> None:
         self.last_error = str(getattr(exc, "message", exc))
         self.finish()
-        print(self._red(f"error: {self.contextual(str(exc))}"), file=sys.stderr, flush=True)
+        STDERR.line(self._red(f"error: {self.contextual(str(exc))}"))
         if self.json:
             hint = getattr(exc, "hint", None)
-            print(error_document(type(exc).__name__, self.contextual(getattr(exc, "message", str(exc))),
-                                 self.contextual(hint) if hint else hint, code))
+            STDOUT.line(error_document(type(exc).__name__, self.contextual(getattr(exc, "message", str(exc))),
+                                       self.contextual(hint) if hint else hint, code))
 
     def document(self, data: dict[str, Any]) -> None:
         import json
 
         self.finish()
-        print(json.dumps(data, indent=2, sort_keys=False, default=str))
+        STDOUT.line(json.dumps(data, indent=2, sort_keys=False, default=str))
 
     def _wrap(self, code: str, text: str) -> str:
         return f"\033[{code}m{text}\033[0m" if self.color else text
@@ -337,8 +335,14 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
                                  int(ExitCode.INVALID_INPUT))
             raise typer.Exit(int(ExitCode.INVALID_INPUT))
         if common.auth == "azure-cli" and not common.sandbox and ctx.info_name in azcli_commands():
-            _start_azure_cli(common)  # unless started from the command line already (__main__.py)
-        func(common=common, **kwargs)
+            _start_azure_cli(common)  # unless started from the command line already (start.py)
+        try:
+            func(common=common, **kwargs)
+        except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP outside run(): one line, the signal's code
+            from cypht_azure import interrupts
+
+            Output(common).error_line(interrupts.message())
+            raise typer.Exit(interrupts.exit_code()) from None
 
     all_params = [context] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared
     wrapper.__signature__ = own.replace(parameters=all_params, return_annotation=None)  # type: ignore[attr-defined]
@@ -384,9 +388,11 @@ def run(common: Common, out: Output, action: Callable[[], T]) -> T:
     except envfile.EnvFileError as exc:
         out.error(exc, int(ExitCode.INVALID_INPUT))
         raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
-    except KeyboardInterrupt:
-        out.error(Exception("interrupted"), int(ExitCode.INTERRUPTED))
-        raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP outside the plan's steps (cypht_azure.interrupts)
+        from cypht_azure import interrupts
+
+        out.error(Exception(interrupts.message()), interrupts.exit_code())
+        raise typer.Exit(interrupts.exit_code()) from None
     except ValueError as exc:
         out.error(exc, int(ExitCode.INVALID_INPUT))
         raise typer.Exit(int(ExitCode.INVALID_INPUT)) from None
@@ -453,8 +459,7 @@ def render_outcome(out: Output, result: Any, *, common: Common, headline: str | 
 @contextmanager
 def sandbox_banner(out: Output, enabled: bool) -> Iterator[None]:
     if enabled and not out.quiet:
-        print(out._yellow("SANDBOX: local emulator, not Azure. Nothing here reaches Microsoft."),
-              file=sys.stderr, flush=True)
+        STDERR.line(out._yellow("SANDBOX: local emulator, not Azure. Nothing here reaches Microsoft."))
     yield
 
 
@@ -462,14 +467,14 @@ def connection(common: Common, out: Output) -> Any:
     """Build operations.session.Connection from the options (starting the sandbox emulator if asked)."""
     from cypht_azure.operations.core.connect import connection as connect
 
-    return connect(common.sign_in())
+    return connect(common.sign_in(), STDERR.line)
 
 
 def renewal_ui(out: Output) -> Any:
     """How the renewal flow reports to this terminal: progress, plan steps, warnings."""
     from cypht_azure.operations.unattended.renewal import Ui
 
-    return Ui(progress=out, on_record=out.record, warn=out.warn)
+    return Ui(progress=out, on_record=out.record, warn=out.warn, prompt=STDERR.line)
 
 
 def render_renewal(out: Output, result: Any, common: Common) -> None:
@@ -478,9 +483,13 @@ def render_renewal(out: Output, result: Any, common: Common) -> None:
         for run_ in result.deploy_hooks:
             state = "ok" if run_["ok"] else "timed out" if run_["timed_out"] else f"FAILED (exit {run_['exit_code']})"
             out.note(f"  Deploy hook  {run_['name']}: {state}, {run_['seconds']} s")
+    for warning in getattr(result, "warnings", None) or []:  # after the commit point: kept, reported, exit 1
+        out.warn(warning)
     if result.deploy_hooks_error:
         from cypht_azure.errors import DeployHookFailed
 
         error = DeployHookFailed(result.deploy_hooks_error)
         out.error_line(str(error))
         raise typer.Exit(int(error.exit_code))
+    if getattr(result, "warnings", None):
+        raise typer.Exit(int(ExitCode.FAILED))

@@ -14,6 +14,7 @@ from typer._click.exceptions import UsageError
 from typer.core import TyperCommand, TyperGroup
 
 from cypht_azure.cli.common import ENV_PREFIX, error_document
+from cypht_azure.cli.output import STDOUT
 
 OPTIONS = "Options"
 T = TypeVar("T")
@@ -42,7 +43,7 @@ def report_usage_error(exc: UsageError, args: list[str], ctx: Any) -> None:
     if not json_requested(args):
         return
     hint = f"Run `{(exc.ctx or ctx).command_path} --help` for the options and what they accept."
-    print(error_document("UsageError", exc.format_message(), hint, exc.exit_code), flush=True)
+    STDOUT.line(error_document("UsageError", exc.format_message(), hint, exc.exit_code))
 
 
 def reporting(parse: Callable[[Any, list[str]], T], ctx: Any, args: list[str]) -> T:

@@ -6,6 +6,7 @@ import errno
 import fcntl
 import os
 import stat
+import sys
 import time
 from contextlib import suppress
 from dataclasses import dataclass
@@ -98,6 +99,20 @@ def xattr_kind(attr: str) -> str:
     if attr == "security.selinux":
         return "an SELinux label"
     return "an extended attribute"
+
+
+FS_IOC_GETFLAGS = 0x80086601  # _IOR('f', 1, long): the inode flags lsattr shows
+FS_IMMUTABLE_FL = 0x10        # chattr +i: no change at all, not even by root
+FS_APPEND_FL = 0x20           # chattr +a: may only grow (a folder: entries added, never renamed or removed)
+
+
+def inode_flags(fd: int) -> int:
+    """The file's inode flags (chattr), or 0 where the file system has none."""
+    try:
+        raw = fcntl.ioctl(fd, FS_IOC_GETFLAGS, b"\0" * 4)
+    except OSError:  # ENOTTY, EINVAL, EOPNOTSUPP: no such flags here
+        return 0
+    return int.from_bytes(raw, sys.byteorder, signed=True)
 
 
 def may_use_group(gid: int) -> bool:

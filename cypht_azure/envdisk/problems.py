@@ -72,3 +72,42 @@ def os_error(exc: OSError, path: Path, doing: str) -> EnvFileError:
         path=path,
         fix=fixes.get(exc.errno or 0, "Check the path and its permissions."),
     )
+
+
+def read_only_file_system(path: Path, folder: Path | None) -> EnvFileError:
+    """The file (a bind-mounted one) or its ``folder`` is on a read-only mount."""
+    where = f"its folder {folder} is" if folder is not None else "it is"
+    return EnvFileError(
+        f"{where} on a read-only file system (mounted ro, EROFS): nothing there can be rewritten, so the new "
+        "secret could not be stored.",
+        path=path,
+        fix=f"Remount it read-write (the mount that holds {folder or path}), or point --env-file at the writable "
+            "copy; then run again.",
+    )
+
+
+def flagged(path: Path, real: Path, folder: Path | None, *, immutable: bool) -> EnvFileError:
+    """chattr +i or +a on the file, or on its ``folder``: even root may not replace or rewrite it."""
+    target = folder or real
+    if immutable:
+        what = (f"its folder {folder} is immutable (chattr +i): nobody, not even root, may change the files in it"
+                if folder else "it is immutable (chattr +i): nobody, not even root, may change it")
+        return EnvFileError(f"{what}, so the new secret could not be stored.", path=path,
+                            fix=f"If it may be changed: chattr -i {target}; then run again.")
+    what = (f"its folder {folder} is append-only (chattr +a): files may be added to it but never renamed or "
+            "removed, so .env cannot be replaced." if folder else
+            "it is append-only (chattr +a): it may only grow, so it cannot be rewritten.")
+    return EnvFileError(what, path=path, fix=f"If it may be changed: chattr -a {target}; then run again.")
+
+
+WRITE_FIXES = {
+    errno.ENOSPC: "Free some disk space and run again.",
+    errno.EDQUOT: "Raise the disk quota and run again.",
+}
+
+
+def reason(exc: BaseException) -> str:
+    """An OS error's own words (never a value)."""
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno)
+    return getattr(exc, "message", None) or type(exc).__name__

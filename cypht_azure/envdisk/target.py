@@ -12,11 +12,14 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from cypht_azure.envdisk.fileio import (
+    FS_APPEND_FL,
+    FS_IMMUTABLE_FL,
     TEMP_SUFFIX,
     FileFacts,
     acquire,
     backup_name,
     decode,
+    inode_flags,
     may_use_group,
     mount_id,
     put,
@@ -27,13 +30,23 @@ from cypht_azure.envdisk.fileio import (
     xattr_kind,
     xattrs_of,
 )
-from cypht_azure.envdisk.problems import changed, is_directory, os_error, too_large
+from cypht_azure.envdisk.problems import (
+    WRITE_FIXES,
+    changed,
+    flagged,
+    is_directory,
+    os_error,
+    read_only_file_system,
+    reason,
+    too_large,
+)
 from cypht_azure.envfile import MAX_ENV_BYTES, EnvDocument, EnvFileError, parse
 
 NEW_FILE_MODE = 0o640
 """A new .env: owner read-write, the folder's group (the web server) read, nobody else."""
 
 Rebase = Callable[[EnvDocument], str]
+Committed = Callable[[], None]
 
 
 class EnvTarget:
@@ -53,6 +66,8 @@ class EnvTarget:
         self.facts: FileFacts | None = None
         self.mount_point = False
         self.xattrs: dict[str, bytes] = {}
+        self.flags = 0  # the file's inode flags (chattr)
+        self.read_only_mount = False  # the file's own mount (a bind-mounted file) is read-only
         self._seen: tuple[FileFacts | None, bytes] | None = None
         self._locked = False
         self.document: EnvDocument | None = None
@@ -95,7 +110,7 @@ class EnvTarget:
         """Facts about the file as it is now: type, owner, mode, mount point, extended attributes."""
         fd = self._open(self.name, os.O_RDONLY | os.O_NONBLOCK)
         if fd is None:
-            self.facts, self.mount_point, self.xattrs = None, False, {}
+            self.facts, self.mount_point, self.xattrs, self.flags, self.read_only_mount = None, False, {}, 0, False
             return
         try:
             st = os.fstat(fd)
@@ -103,6 +118,8 @@ class EnvTarget:
             self.facts = FileFacts.of(st)
             self.mount_point = mount_id(fd, st) != mount_id(self._folder_fd, os.fstat(self._folder_fd))
             self.xattrs = xattrs_of(fd, self.path)
+            self.flags = inode_flags(fd)
+            self.read_only_mount = bool(os.fstatvfs(fd).f_flag & os.ST_RDONLY)
         finally:
             os.close(fd)
 
@@ -142,8 +159,10 @@ class EnvTarget:
         """
         self._inspect()
         self._check_folder_unmoved()
-        if os.fstatvfs(self._folder_fd).f_flag & os.ST_RDONLY:
-            raise os_error(OSError(errno.EROFS, os.strerror(errno.EROFS)), self.path, "write")
+        folder_read_only = bool(os.fstatvfs(self._folder_fd).f_flag & os.ST_RDONLY)
+        if folder_read_only or self.read_only_mount:
+            raise read_only_file_system(self.path, self.folder if folder_read_only else None)
+        self._check_flags()
         if not os.access(".", os.W_OK | os.X_OK, dir_fd=self._folder_fd):
             raise EnvFileError(
                 f"its folder {self.folder} is not writable: the file is replaced through a temporary file "
@@ -154,8 +173,13 @@ class EnvTarget:
         facts = self.facts
         if facts is not None:
             self._check_file_writable(facts)
-        if not self.mount_point:
-            self._probe()
+        self._probe()
+
+    def _check_flags(self) -> None:
+        """chattr +i or +a on the file or its folder: root cannot replace or rewrite it either."""
+        for flags, folder in ((self.flags, None), (inode_flags(self._folder_fd), self.folder)):
+            if flags & (FS_IMMUTABLE_FL | FS_APPEND_FL):
+                raise flagged(self.path, self.real, folder, immutable=bool(flags & FS_IMMUTABLE_FL))
 
     def _check_file_writable(self, facts: FileFacts) -> None:
         euid = os.geteuid()
@@ -202,13 +226,34 @@ class EnvTarget:
         return os.geteuid(), folder.gid, NEW_FILE_MODE, {}
 
     def _probe(self) -> None:
-        fd, name = self._new_temp()
+        """Make what the commit makes, minus the final rename: the temporary file (O_TMPFILE linked to a
+        name, or a named one), dressed as the real file and renamed once; for a bind-mounted file, the
+        backup's named file. Then remove it."""
+        fd, name = self._new_temp(named=self.mount_point)
         try:
-            self._dress(fd)
+            if not self.mount_point:
+                self._dress(fd)
+                if name is None:
+                    name = self._link_temp(fd)
+                moved = f"{temp_prefix(self.name)}{secrets.token_hex(6)}{TEMP_SUFFIX}"
+                try:
+                    os.rename(name, moved, src_dir_fd=self._folder_fd, dst_dir_fd=self._folder_fd)
+                except OSError as exc:
+                    raise os_error(exc, self.path, "rename a temporary file next to") from None
+                name = moved
         finally:
             os.close(fd)
             if name is not None:
                 self._unlink(name)
+
+    def _link_temp(self, fd: int) -> str:
+        """Give an anonymous (O_TMPFILE) file a name in the folder, for the rename."""
+        name = f"{temp_prefix(self.name)}{secrets.token_hex(6)}{TEMP_SUFFIX}"
+        try:
+            os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=self._folder_fd, follow_symlinks=True)
+        except OSError as exc:
+            raise os_error(exc, self.path, "name a temporary file next to") from None
+        return name
 
     # -- the lock --
 
@@ -252,18 +297,31 @@ class EnvTarget:
             old = read_all(fd)
         finally:
             os.close(fd)
-        self._write_in_place(old, keep_backup=False)
-        self._unlink(backup)
-        self._fsync_folder()
+        try:
+            self._write_in_place(old, keep_backup=False)
+            self._unlink(backup)
+            self._fsync_folder()
+        except (OSError, EnvFileError) as exc:
+            raise EnvFileError(
+                f"an earlier run was stopped while rewriting it in place, and its previous content could not be "
+                f"put back from {self.folder / backup} ({reason(exc)}). The backup stays.",
+                path=self.path,
+                fix="Check the disk (dmesg), then run again; or copy the backup over the file by hand.",
+            ) from None
 
     # -- the commit point --
 
-    def commit(self, text: str, *, rebase: Rebase | None = None) -> None:
+    def commit(self, text: str, *, rebase: Rebase | None = None, on_committed: Committed | None = None) -> list[str]:
         """Replace the file's content with ``text``: the commit point.
 
         The text must parse. If the file changed since ``read()`` (a writer that does not take our
         lock), ``rebase(current_document)`` gives the text to write instead (it may raise); without
         ``rebase`` the commit is refused. Either way nothing is written over an edit we did not see.
+
+        ``on_committed()`` is called the instant the file holds the new text (the rename returned, or
+        the in-place write was synced and read back), before anything else. What fails after that
+        instant (syncing the folder, removing the backup, reading the result) is not raised: it is
+        returned as warnings, since the file already holds the new text.
         """
         if self._seen is None:
             raise RuntimeError("EnvTarget.commit() before read()")
@@ -286,11 +344,17 @@ class EnvTarget:
         except UnicodeEncodeError:
             raise EnvFileError("the new text is not valid Unicode.", path=self.path) from None
         self._check_folder_unmoved()
+        warnings: list[str] = []
         if self.mount_point:
-            self._write_in_place(data, keep_backup=True)
+            self._write_in_place(data, keep_backup=True, on_committed=on_committed, warnings=warnings)
         else:
-            self._replace(data)
-        self._seen = self._current()
+            self._replace(data, on_committed=on_committed, warnings=warnings)
+        try:
+            self._seen = self._current()
+        except (OSError, EnvFileError) as exc:
+            self._seen = None
+            warnings.append(f"it could not be read again after the write ({reason(exc)}).")
+        return warnings
 
     def _unchanged_or_raise(self) -> None:
         if self._current() != self._seen:
@@ -308,9 +372,9 @@ class EnvTarget:
                 fix="Find out who moves Cypht's folder; then run again.",
             )
 
-    def _new_temp(self) -> tuple[int, str | None]:
+    def _new_temp(self, *, named: bool = False) -> tuple[int, str | None]:
         """A new empty file in the folder, 0600: anonymous (O_TMPFILE) where the file system has it."""
-        if hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):
+        if not named and hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd"):
             try:
                 return os.open(".", os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600, dir_fd=self._folder_fd), None
             except OSError as exc:
@@ -349,7 +413,8 @@ class EnvTarget:
                         f"(setfattr -x {attr} {self.real}).",
                 ) from None
 
-    def _replace(self, data: bytes) -> None:
+    def _replace(self, data: bytes, *, on_committed: Committed | None = None,
+                 warnings: list[str] | None = None) -> None:
         fd, name = self._new_temp()
         try:
             try:
@@ -358,8 +423,7 @@ class EnvTarget:
                 self._dress(fd)  # 0600 until the data is on disk; then the old file's owner and mode
                 os.fsync(fd)
                 if name is None:
-                    name = f"{temp_prefix(self.name)}{secrets.token_hex(6)}{TEMP_SUFFIX}"
-                    os.link(f"/proc/self/fd/{fd}", name, dst_dir_fd=self._folder_fd, follow_symlinks=True)
+                    name = self._link_temp(fd)
             finally:
                 os.close(fd)
             self._unchanged_or_raise()  # same inode, same bytes as read: the last check before the rename
@@ -377,55 +441,124 @@ class EnvTarget:
         finally:
             if name is not None:
                 self._unlink(name)
-        self._fsync_folder()
+        if on_committed is not None:
+            on_committed()  # the file holds the new text: from here on nothing may raise
+        self._sync_after_commit(warnings)
 
-    def _write_in_place(self, data: bytes, *, keep_backup: bool) -> None:
+    def _sync_after_commit(self, warnings: list[str] | None) -> None:
+        try:
+            self._fsync_folder()
+        except OSError as exc:
+            if warnings is None:
+                raise os_error(exc, self.path, "sync the folder of") from None
+            warnings.append(f"its folder could not be flushed to disk after the write ({reason(exc)}): a crash "
+                            "before the disk recovers could bring back its previous content.")
+
+    def _write_in_place(self, data: bytes, *, keep_backup: bool, on_committed: Committed | None = None,
+                        warnings: list[str] | None = None) -> None:
         """Rewrite a file that cannot be renamed over, keeping its inode (and so its mount).
 
-        With ``keep_backup`` the old content is first saved beside it, fsynced, and removed only once
-        the new content is fsynced and read back. A failure puts the old content back at once; a run
-        killed meanwhile leaves the backup for the next run's ``locked()``.
+        With ``keep_backup`` the old content is first saved beside it and synced; the backup is removed
+        only once the new content is written, synced and read back. A failed write puts the old content
+        back; if that fails too, the backup stays (the next run's ``locked()`` puts it back) and the error
+        says what the file holds now. A run killed meanwhile leaves the backup likewise.
         """
         backup = backup_name(self.name)
         old = self._seen[1] if self._seen is not None else b""
         if keep_backup:
-            bfd = self._open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            if bfd is None:  # pragma: no cover - O_CREAT never gives ENOENT for an existing folder
-                raise os_error(OSError(errno.ENOENT, "folder vanished"), self.path, "back up")
-            try:
-                write_all(bfd, old)
-                os.fsync(bfd)
-            except OSError as exc:
-                os.close(bfd)
-                self._unlink(backup)
-                raise os_error(exc, self.path, "back up") from None
-            os.close(bfd)
-            self._fsync_folder()
+            self._save_backup(backup, old)
         fd = self._open(self.name, os.O_RDWR)
         if fd is None:
+            if keep_backup:
+                self._drop(backup)
             raise changed(self.path)
         try:
             if keep_backup and self._seen is not None:
                 seen_facts = self._seen[0]
                 if seen_facts is None or FileFacts.of(os.fstat(fd)).identity != seen_facts.identity:
+                    self._drop(backup)
                     raise changed(self.path)
             try:
                 put(fd, data)
             except OSError as exc:
-                if keep_backup:
-                    put(fd, old)
-                    self._unlink(backup)
-                raise os_error(exc, self.path, "write") from None
-        except BaseException:
+                if not keep_backup:
+                    raise os_error(exc, self.path, "write") from None
+                self._after_failed_write(fd, exc, data, old, backup, warnings)
+                if on_committed is not None:
+                    on_committed()  # it holds the new text after all; the backup stays (see the warning)
+                return
+        finally:
             os.close(fd)
-            if keep_backup:
-                with suppress(OSError, EnvFileError):
-                    self._unlink(backup)
-            raise
-        os.close(fd)
+        if on_committed is not None:
+            on_committed()  # written, synced and read back: the commit point of an in-place write
         if keep_backup:
-            self._unlink(backup)  # the commit point of an in-place write
+            try:
+                self._unlink(backup)
+            except OSError as exc:
+                if warnings is None:
+                    raise os_error(exc, self.path, "remove the backup of") from None
+                warnings.append(f"its backup {self.folder / backup} (the previous content) could not be removed "
+                                f"({reason(exc)}): the next run puts that content back.")
+                return
+            self._sync_after_commit(warnings)
+
+    def _save_backup(self, backup: str, old: bytes) -> None:
+        bfd = self._open(backup, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        if bfd is None:  # pragma: no cover - O_CREAT never gives ENOENT for an existing folder
+            raise os_error(OSError(errno.ENOENT, "folder vanished"), self.path, "back up")
+        try:
+            write_all(bfd, old)
+            os.fsync(bfd)
+        except OSError as exc:
+            os.close(bfd)
+            self._drop(backup)
+            raise os_error(exc, self.path, "back up") from None
+        os.close(bfd)
+        try:
             self._fsync_folder()
+        except OSError as exc:
+            self._drop(backup)
+            raise os_error(exc, self.path, "back up") from None
+
+    def _after_failed_write(self, fd: int, exc: OSError, data: bytes, old: bytes, backup: str,
+                            warnings: list[str] | None) -> None:
+        """After ``put(data)`` failed: put the old content back. Raises EnvFileError saying what the file
+        holds now, or returns when it holds the complete new text (a warning says why the backup stays);
+        the backup is removed only once the old content is back."""
+        cause = reason(exc)
+        try:
+            put(fd, old)
+        except OSError:
+            pass
+        else:
+            self._drop(backup)
+            raise EnvFileError(
+                f"could not write it ({cause}); its previous content was put back, so it is unchanged.",
+                path=self.path,
+                fix=WRITE_FIXES.get(exc.errno or 0, "Check the disk (dmesg), then run again."),
+            )
+        try:
+            now: bytes | None = read_all(fd)
+        except OSError:
+            now = None
+        kept = f"its previous content is kept in {self.folder / backup}, and the next run puts it back first"
+        if now == data and warnings is not None:
+            warnings.append(f"the new content is in place but could not be synced to disk ({cause}), nor the "
+                            f"previous content put back; {kept}.")
+            return
+        holds = ("its previous content" if now == old else
+                 "a part of the new text (Cypht may not be able to read it until then)")
+        raise EnvFileError(
+            f"could not write it ({cause}), and putting its previous content back failed too. It holds {holds}; "
+            f"{kept}.",
+            path=self.path,
+            fix="Check the disk (dmesg), then run the command again: it repairs the file before anything else.",
+        )
+
+    def _drop(self, name: str) -> None:
+        """Remove a file of ours that is no longer needed; a failure leaves it for the next run."""
+        with suppress(OSError):
+            self._unlink(name)
 
     def _unlink(self, name: str) -> None:
         with suppress(FileNotFoundError):
@@ -437,3 +570,4 @@ class EnvTarget:
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):  # some cannot fsync folders
                 raise
+

@@ -42,7 +42,7 @@ from tests.guarantees.harness import USER_LINES, Run, base_env, command_args, co
 from tests.tool.conftest import REPO
 
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT, "SIGHUP": signal.SIGHUP}
-# The step boundaries each command passes (operations/core/checkpoints.py), where a targeted kill lands.
+# The step boundaries each command passes (checkpoints.py), where a targeted kill lands.
 STEPS = {
     "provision": ["env-locked", "signed-in", "app-ready", "secret-added", "env-written"],
     "rotate-secret": ["env-locked", "signed-in", "secret-added", "secret-verified", "env-written"],

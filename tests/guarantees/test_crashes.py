@@ -1,4 +1,4 @@
-"""SIGKILL at every step boundary (operations/core/checkpoints.py), then run again: the invariant holds.
+"""SIGKILL at every step boundary (checkpoints.py), then run again: the invariant holds.
 
 The CLI is started with CYPHT_AZURE_TEST_PAUSE_AT=<step>; when it gets there it writes the pause file
 and waits; the test kills it with SIGKILL (no clean-up code runs), checks what it left, runs the same
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from cypht_azure import envdisk
-from cypht_azure.operations.core.checkpoints import STEPS
+from cypht_azure.checkpoints import STEPS
 from tests.guarantees import invariant
 from tests.guarantees.harness import (
     USER_LINES,

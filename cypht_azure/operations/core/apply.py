@@ -4,9 +4,15 @@
     at the commit point (the `.env` rename; deprovision's DELETE): drop the undo stack
     on failure or Ctrl-C before it: run the undo stack (last first); after it: undo nothing
 
-Either way the error says what this run left behind (done, undone, not undone). A handler is an
-async function registered with `@handles(StepType)`; it returns a short detail for the record
-(an ID) and stores what later steps need in `ctx.applied`.
+The commit is recorded by the handler itself (`ctx.commit()`), the instant it is made: for
+`WriteEnv` the moment the rename returned (or the in-place write was read back), before the folder
+is synced, before the step's line is printed, before anything else. From then on no exception of any
+kind undoes anything; what fails after it (an fsync, a later step) is reported with the state.
+
+Either way the error says what this run left behind (done, undone, not undone, and what a request
+that was still in flight may have made). A handler is an async function registered with
+`@handles(StepType)`; it returns a short detail for the record (an ID) and stores what later steps
+need in `ctx.applied`.
 """
 
 from __future__ import annotations
@@ -19,11 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cypht_azure import cypht, envfile
+from cypht_azure import cypht, envfile, interrupts
+from cypht_azure.checkpoints import checkpoint
 from cypht_azure.errors import CyphtAzureError, DeployHookFailed, ExitCode, InputError, OperationFailed
 from cypht_azure.graph import GraphError, GraphUnavailable
 from cypht_azure.operations.core import envstate
-from cypht_azure.operations.core.checkpoints import checkpoint
 from cypht_azure.operations.core.session import (
     Session,
     ensure_service_principal,
@@ -62,7 +68,17 @@ Undo = Callable[[], Awaitable[None]]
 
 
 class Interrupted(CyphtAzureError):
+    """Ctrl-C, SIGTERM or SIGHUP (cypht_azure.interrupts): exit 130, 143 or 129."""
+
     exit_code = ExitCode.INTERRUPTED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = ExitCode(interrupts.exit_code())
+
+
+class SkipStep(Exception):  # not an error: the step is left for the next run, on purpose
+    """Raised by a handler that leaves its step for the next run (the record says why)."""
 
 
 class RegistrationTaken(Exception):
@@ -89,6 +105,19 @@ class Context:
     def push_undo(self, record: StepRecord, undo: Undo) -> None:
         self.undo.append((record, undo))
 
+    def commit(self, record: StepRecord) -> None:
+        """The commit point is reached: from this instant nothing this run made is undone."""
+        self.undo.clear()
+        self.applied.committed = True
+        record.status = DONE
+
+    def tell(self, record: StepRecord) -> None:
+        """Show a record (on_record); output can never change what is applied, so nothing it raises counts."""
+        try:
+            self.on_record(record)
+        except Exception as exc:  # the output's problem, not the run's
+            log.info("could not show the step %s: %s", record.step.name, type(exc).__name__)
+
 
 Handler = Callable[[Any, Context, StepRecord], Awaitable[str | None]]
 HANDLERS: dict[type[Step], Handler] = {}
@@ -105,6 +134,7 @@ def handles(kind: type[S]) -> Callable[[Callable[[S, Context, StepRecord], Await
 async def apply(plan: Plan, ctx: Context) -> Applied:
     applied = ctx.applied
     applied.records = [StepRecord(s, NOT_RUN) for s in plan.steps]
+    interrupts.report_state(lambda: left_behind(applied, [], interrupted=True))
     for batch in _batches(applied.records):
         try:
             await _run(batch, ctx)
@@ -116,15 +146,12 @@ async def apply(plan: Plan, ctx: Context) -> Applied:
             raise
         except BaseException as exc:
             for record in batch:
-                if record.status != DONE:
+                if record.status != DONE and record.started:
                     record.status = FAILED
-                    ctx.on_record(record)
-            undo_failures = await _run_undo(ctx)
+                    ctx.tell(record)
+            with interrupts.deferred(deliver=False):  # a second Ctrl-C does not cut the undo short
+                undo_failures = await _run_undo(ctx)
             raise _explain(exc, applied, undo_failures) from None
-        for record in batch:
-            if record.step.commit:
-                ctx.undo.clear()  # the commit point: from here on nothing is undone
-                applied.committed = True
     return applied
 
 
@@ -143,9 +170,17 @@ def _batches(records: list[StepRecord]) -> Iterator[list[StepRecord]]:
 async def _run(batch: list[StepRecord], ctx: Context) -> None:
     """Run the batch's steps at the same time; both finish (or fail) before the first failure is raised."""
     async def one(record: StepRecord) -> None:
-        record.detail = await HANDLERS[type(record.step)](record.step, ctx, record)
+        record.started = True
+        try:
+            record.detail = await HANDLERS[type(record.step)](record.step, ctx, record)
+        except SkipStep as skipped:
+            record.started, record.detail = False, str(skipped)
+            ctx.tell(record)
+            return
+        if record.step.commit and not ctx.applied.committed:
+            ctx.commit(record)  # a commit step whose handler did not record it itself
         record.status = DONE
-        ctx.on_record(record)
+        ctx.tell(record)
 
     if len(batch) == 1:
         await one(batch[0])
@@ -166,13 +201,18 @@ async def _run_undo(ctx: Context) -> list[str]:
             failures.append(record.line())
             continue
         record.status = UNDONE
-        ctx.on_record(record)
+        ctx.tell(record)
     return failures
 
 
-def left_behind(applied: Applied, undo_failures: list[str]) -> str:
+def left_behind(applied: Applied, undo_failures: list[str], *, interrupted: bool = False) -> str:
+    """What the run leaves: steps done and kept, undone, not undone; with ``interrupted`` (or a lost
+    connection) also what a request still in flight may have made, and after the commit point what
+    was not done. Empty when nothing could have changed."""
     done = [r.line() for r in applied.records if r.status == DONE and not isinstance(r.step, VerifySecret)]
     undone = [r.step.summary() for r in applied.records if r.status == UNDONE]
+    in_flight = [note for r in applied.records
+                 if interrupted and r.started and r.status not in (DONE, UNDONE) and (note := r.step.in_flight())]
     parts = []
     if done:
         parts.append("Done and kept: " + "; ".join(done) + ".")
@@ -180,16 +220,28 @@ def left_behind(applied: Applied, undo_failures: list[str]) -> str:
         parts.append("Undone: " + "; ".join(undone) + ".")
     if undo_failures:
         parts.append("Could not undo (the next run removes it): " + "; ".join(undo_failures) + ".")
-    if not applied.committed:
+    if in_flight:
+        parts.append("A request was in flight: " + "; ".join(in_flight) + ".")
+    if applied.committed:
+        left = [r.step.summary() for r in applied.records if r.status != DONE and not r.step.commit
+                and applied.records.index(r) > _commit_index(applied)]
+        if left:
+            parts.append("Not done (running the command again finishes it): " + "; ".join(left) + ".")
+    elif done or undone or undo_failures or in_flight:
         parts.append(".env was not changed.")
-    return " ".join(parts) if (done or undone or undo_failures) else ""
+    return " ".join(parts)
+
+
+def _commit_index(applied: Applied) -> int:
+    return next((i for i, r in enumerate(applied.records) if r.step.commit), len(applied.records))
 
 
 def _explain(exc: BaseException, applied: Applied, undo_failures: list[str]) -> BaseException:
     """The error to show: the cause, then what this run left behind."""
-    state = left_behind(applied, undo_failures)
-    if isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError)):
-        return Interrupted("Interrupted. " + (state or "Nothing was changed."))
+    stopped = isinstance(exc, (KeyboardInterrupt, asyncio.CancelledError))
+    state = left_behind(applied, undo_failures, interrupted=stopped or isinstance(exc, GraphUnavailable))
+    if stopped:
+        return Interrupted(f"{interrupts.name()}. " + (state or "Nothing was changed."))
     if not state:
         return exc
     error: BaseException
@@ -266,6 +318,9 @@ async def _delete_sp(step: DeleteServicePrincipal, ctx: Context, record: StepRec
 @handles(RemoveSecret)
 async def _remove_secret(step: RemoveSecret, ctx: Context, record: StepRecord) -> str | None:
     assert ctx.applied.object_id
+    if ctx.applied.committed and ctx.applied.warnings:
+        # .env's write is not known to be on disk: a crash could bring back the file that holds this secret.
+        raise SkipStep("kept: the write of .env was not confirmed on disk; the next run removes it")
     removed = await ctx.session.graph.remove_password(ctx.applied.object_id, step.key_id)
     ctx.applied.removed.append(step.key_id)
     return None if removed else "already gone"
@@ -336,9 +391,15 @@ async def _write_env(step: WriteEnv, ctx: Context, record: StepRecord) -> str | 
             updates[key] = value
     block_comment = envstate.BLOCK_COMMENT if any(v is not None for v in updates.values()) else None
     new_doc = envstate.edited(ctx.doc, updates, block_comment=block_comment)
-    envstate.write_env(ctx.env_path, new_doc.render(), updates=updates, block_comment=block_comment)
+    with interrupts.deferred():  # a signal now acts once the write and the record of its commit are done
+        problems = envstate.write_env(ctx.env_path, new_doc.render(), updates=updates, block_comment=block_comment,
+                                      on_committed=(lambda: ctx.commit(record)) if step.commit else None)
     ctx.doc = new_doc
     applied.keys_written = list(step.keys)
+    for problem in problems:
+        kept = (" The previous secret is kept, so that Cypht signs in whichever file the disk keeps; the next run "
+                "removes it. Check the disk (dmesg)." if step.commit and applied.secret is not None else "")
+        applied.warnings.append(f"{ctx.env_path} holds the new content, but {problem}{kept}")
     checkpoint("env-written")
     return None
 
@@ -374,8 +435,13 @@ async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepReco
         redact = [*([applied.secret] if applied.secret is not None else []),
                   *envstate.secrets_known(ctx.env_path, ctx.doc),
                   *([ctx.session.connection.client_secret] if ctx.session.connection.client_secret else [])]
-        report = await asyncio.to_thread(hooks.run_all, step.hooks, facts, timeout=step.timeout, redact=redact)
-    applied.hook_runs = report.runs
+        for hook in step.hooks:  # one at a time: a run that is stopped (Ctrl-C, SIGTERM) starts no further hook
+            await asyncio.sleep(0)  # a stop that came meanwhile is raised here, before the hook is started
+            ran = await asyncio.to_thread(hooks.run_all, (hook,), facts, timeout=step.timeout, redact=redact)
+            report.runs += ran.runs
+            applied.hook_runs = report.runs
+            if not ran.ok:
+                break
     if not report.ok:
         failed = report.failed[0]
         output = failed.output.strip()[-800:]
@@ -385,7 +451,8 @@ async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepReco
     if ctx.doc.get(envstate.DEPLOY_PENDING) is not None:
         clear: dict[str, str | None] = {envstate.DEPLOY_PENDING: None}
         ctx.doc = ctx.doc.updated(clear)
-        envstate.write_env(ctx.env_path, ctx.doc.render(), updates=clear, block_comment=None)
+        for problem in envstate.write_env(ctx.env_path, ctx.doc.render(), updates=clear, block_comment=None):
+            applied.warnings.append(f"{ctx.env_path} holds the new content, but {problem}")
     if step.skip:
         return "skipped (--skip-deploy-hooks)"
     return f"{len(report.runs)} hook(s) succeeded" if report.runs else None
@@ -394,6 +461,8 @@ async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepReco
 @handles(DeleteRegistration)
 async def _delete(step: DeleteRegistration, ctx: Context, record: StepRecord) -> str | None:
     await ctx.session.graph.delete_application(step.object_id)
+    if step.commit:
+        ctx.commit(record)
     ctx.applied.deleted = True
     checkpoint("app-deleted")
     return None
@@ -409,6 +478,8 @@ async def _purge(step: PurgeRegistration, ctx: Context, record: StepRecord) -> s
 @handles(RestoreRegistration)
 async def _restore(step: RestoreRegistration, ctx: Context, record: StepRecord) -> str | None:
     restored = await ctx.session.graph.restore_deleted(step.object_id)
+    if step.commit:
+        ctx.commit(record)
     if restored is None:  # an earlier attempt restored it; its answer was lost
         restored = await ctx.session.graph.get_application(app_id=step.client_id, fresh_object=True)
     ctx.applied.restored = restored

@@ -76,7 +76,7 @@ def connection(sign_in: SignIn, prompt: Callable[[str], None] | None = None) -> 
     endpoints = auth.resolve_endpoints(
         sign_in.cloud, authority_host=sign_in.authority_host, graph_url=sign_in.graph_url, ca_file=sign_in.ca_file,
     )
-    interactive = sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
+    interactive = sys.stdin is not None and sys.stdin.isatty() and sys.stderr.isatty() and not os.environ.get("CI")
     settings = auth.SignInSettings(sign_in.auth, sign_in.tenant, endpoints, interactive=interactive,
                                    prompt=prompt or (lambda m: print(m, file=sys.stderr, flush=True)),
                                    timeout=sign_in.timeout)

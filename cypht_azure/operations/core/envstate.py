@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,19 +192,22 @@ def recheck(path: Path) -> None:
 
 
 def write_env(path: Path, text: str, *, updates: Mapping[str, str | None] | None = None,
-              block_comment: str | None = BLOCK_COMMENT) -> None:
+              block_comment: str | None = BLOCK_COMMENT, on_committed: Callable[[], None] | None = None) -> list[str]:
     """Replace `.env` after Graph was changed: the commit point of a command.
 
     A failure now is exit 1 (a file that could not be written), not an input error, which would claim
     that nothing was changed. If another program changed the file since it was read under the lock,
     `updates` are applied to its new text, unless that program changed one of these very keys: then
-    nothing is written.
+    nothing is written. `on_committed()` runs the instant the file holds the new text; what fails after
+    that (syncing its folder) is returned as warnings, never raised.
     """
     target = _OPEN.get(Path(path))
     try:
         if target is None or target.document is None:
             envdisk.write_atomic(path, text)
-            return
+            if on_committed is not None:
+                on_committed()
+            return []
         base = target.document
 
         def rebase(current: envfile.EnvDocument) -> str:
@@ -218,7 +221,7 @@ def write_env(path: Path, text: str, *, updates: Mapping[str, str | None] | None
                 )
             return edited(current, updates, block_comment=block_comment).render()
 
-        target.commit(text, rebase=rebase)
+        return target.commit(text, rebase=rebase, on_committed=on_committed)
     except envfile.EnvFileError as exc:
         raise OperationFailed(exc.message, hint=exc.hint) from None
 

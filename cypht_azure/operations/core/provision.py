@@ -245,6 +245,8 @@ class ProvisionResult(Outcome):
     steps: list[StepRecord] = field(default_factory=list)
     deploy_hooks: list[dict[str, Any]] = field(default_factory=list)
     deploy_hooks_error: str | None = None
+    # After the commit point, what went wrong without undoing anything (exit 1; see docs/guarantees.md).
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data = super().to_json()
@@ -534,6 +536,7 @@ async def _provision(session: Session, request: ProvisionRequest, doc: envfile.E
     result = _result(request, plan, app, applied, session.tenant_id, now, doc)
     result.deploy_hooks = [r.summary() for r in applied.hook_runs]
     result.deploy_hooks_error = hook_error
+    result.warnings = list(applied.warnings)
     return result
 
 

@@ -103,7 +103,8 @@ class RotateResult(Outcome):
     steps: list[StepRecord] = field(default_factory=list)
     deploy_hooks: list[dict[str, Any]] = field(default_factory=list)
     deploy_hooks_error: str | None = None
-
+    # After the commit point, what went wrong without undoing anything (exit 1; see docs/guarantees.md).
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -300,4 +301,5 @@ async def rotate(session: Session, request: RotateRequest, target: Target, doc: 
         skipped={"reason": reason} if not plan.of(RunDeployHooks) and (reason := due(request, cur, now)) else None,
         secret_verified=applied.verified, dry_run=request.dry_run, notes=list(plan.notes), steps=applied.records,
         deploy_hooks=[r.summary() for r in applied.hook_runs], deploy_hooks_error=hook_error,
+        warnings=list(applied.warnings),
     )

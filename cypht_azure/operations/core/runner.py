@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cypht_azure import envdisk, envfile
+from cypht_azure.checkpoints import checkpoint
 from cypht_azure.errors import CyphtAzureError, OperationFailed
 from cypht_azure.operations.checks.status import (
     StatusAllResult,
@@ -25,7 +26,6 @@ from cypht_azure.operations.checks.status import (
 )
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.apps import choose_target
-from cypht_azure.operations.core.checkpoints import checkpoint
 from cypht_azure.operations.core.deprovision import (
     DeprovisionRequest,
     DeprovisionResult,

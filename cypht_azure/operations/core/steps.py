@@ -49,6 +49,11 @@ class Step:
     def summary(self) -> str:
         raise NotImplementedError
 
+    def in_flight(self) -> str | None:
+        """What this step's request may have done when its answer never came (an interruption, a lost
+        connection), and what happens to it; None when it changes nothing."""
+        return None
+
     def to_json(self) -> dict[str, Any]:
         return {"step": self.name, "summary": self.summary(), "commit_point": self.commit}
 
@@ -62,6 +67,10 @@ class CreateRegistration(Step):
     def summary(self) -> str:
         return f"Create the app registration {self.display_name!r} (uniqueName {self.unique_name})"
 
+    def in_flight(self) -> str:
+        return (f"the app registration {self.unique_name} may have been created; the next `provision` finds it "
+                "by that uniqueName and goes on (it never makes a second one)")
+
 
 @dataclass(frozen=True)
 class PatchRegistration(Step):
@@ -71,6 +80,9 @@ class PatchRegistration(Step):
 
     def summary(self) -> str:
         return f"Update the registration {self.client_id}: {', '.join(self.fields)}"
+
+    def in_flight(self) -> str:
+        return f"the registration {self.client_id} may have been updated; the next `provision` checks it again"
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,9 @@ class CreateServicePrincipal(Step):
         which = "the new registration" if isinstance(self.client_id, Fill) else self.client_id
         return f"Create the service principal (enterprise application) of {which} in the tenant"
 
+    def in_flight(self) -> str:
+        return "the app's service principal may have been created; it is kept (every registration should have one)"
+
 
 @dataclass(frozen=True)
 class DeleteServicePrincipal(Step):
@@ -92,6 +107,9 @@ class DeleteServicePrincipal(Step):
 
     def summary(self) -> str:
         return f"Delete the service principal (enterprise application) of {self.client_id}"
+
+    def in_flight(self) -> str:
+        return f"the service principal of {self.client_id} may have been deleted; the next run finishes it"
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,9 @@ class RemoveSecret(Step):
     def summary(self) -> str:
         return f"Remove the client secret {self.key_id} ({self.reason})"
 
+    def in_flight(self) -> str:
+        return f"the client secret {self.key_id} may have been removed"
+
 
 @dataclass(frozen=True)
 class AddSecret(Step):
@@ -111,6 +132,10 @@ class AddSecret(Step):
 
     def summary(self) -> str:
         return f"Add a client secret valid for {describe(self.lifetime)} ({self.display_name!r})"
+
+    def in_flight(self) -> str:
+        return (f"Entra may have created a client secret named {self.display_name!r} (its answer never came); "
+                "it is named for this .env, and the next run removes it")
 
 
 @dataclass(frozen=True)
@@ -182,6 +207,10 @@ class DeleteRegistration(Step):
     def summary(self) -> str:
         return f"Delete (restorable for 30 days) the app registration {self.display_name!r} ({self.client_id})"
 
+    def in_flight(self) -> str:
+        return (f"the registration {self.client_id} may have been deleted; the next `deprovision` finishes the job, "
+                f"`restore --app-id {self.client_id}` brings it back")
+
 
 @dataclass(frozen=True)
 class PurgeRegistration(Step):
@@ -190,6 +219,9 @@ class PurgeRegistration(Step):
 
     def summary(self) -> str:
         return f"Permanently delete the app registration {self.client_id} from Deleted applications"
+
+    def in_flight(self) -> str:
+        return f"the deleted registration {self.client_id} may have been purged"
 
 
 @dataclass(frozen=True)
@@ -200,6 +232,9 @@ class RestoreRegistration(Step):
 
     def summary(self) -> str:
         return f"Restore the deleted app registration {self.display_name!r} ({self.client_id})"
+
+    def in_flight(self) -> str:
+        return f"the registration {self.client_id} may have been restored"
 
 
 @dataclass(frozen=True)
@@ -224,6 +259,7 @@ class StepRecord:
     step: Step
     status: str = PLANNED
     detail: str | None = None  # what running it gave (an ID), or why it failed
+    started: bool = False  # its handler ran (its request may be in flight when the run is stopped)
 
     def line(self) -> str:
         return self.step.summary() + (f": {self.detail}" if self.detail else "")
@@ -250,6 +286,9 @@ class Applied:
     purged: bool = False
     restored: dict[str, Any] | None = None
     committed: bool = False
+    # What went wrong after the commit point without undoing it (the folder could not be synced): shown
+    # as warnings, exit 1. While there are any, no old secret is removed: the next run removes it.
+    warnings: list[str] = field(default_factory=list)
     hook_runs: list[HookRun] = field(default_factory=list)
     records: list[StepRecord] = field(default_factory=list)
 

@@ -114,7 +114,10 @@ def renew(job: Renewal, ui: Ui) -> Result:
                 ca_file=ca_file, secrets=secrets)
         raise
     outcome = result.to_json()
-    code = int(ExitCode.DEPLOY_HOOK_FAILED) if outcome.get("deploy_hooks_error") else 0
+    # A warning after the commit point (an fsync that failed, a backup left) is exit 1: the run is done
+    # and nothing is undone, but the operator must look (docs/guarantees.md, "Commit points").
+    code = (int(ExitCode.DEPLOY_HOOK_FAILED) if outcome.get("deploy_hooks_error")
+            else int(ExitCode.FAILED) if outcome.get("warnings") else 0)
     if not result.dry_run:
         _remember_run(job, code, ui.warn, settings=record.relevant(given, job.user_set), result=outcome)
     _finish(job, ui.warn, outcome=outcome, code=code, error=outcome.get("deploy_hooks_error"), urls=urls,

@@ -104,7 +104,10 @@ def finish(command: str, env_file: Path, *, outcome: Mapping[str, Any] | None, e
         events = notify.events_for(
             command=command, env_file=str(env_file), exit_code=exit_code, app=outcome.get("client_id") or app,
             rotated=rotated, expires=expires, message=error, now=now or dt.datetime.now(dt.timezone.utc))
-        finished.deliveries = notify.send(notify_urls, events, ca_file=ca_file)
+        try:
+            finished.deliveries = notify.send(notify_urls, events, ca_file=ca_file)
+        except Exception as exc:  # an unreadable --ca-file, say: the run's outcome stands
+            finished.warnings.append(f"the webhook events could not be sent: {type(exc).__name__}")
         for d in finished.deliveries:
             if not d.ok:
                 finished.warnings.append(f"the {d.event} event did not reach {d.url}: {d.detail}")

@@ -8,6 +8,13 @@ Put this folder first on PYTHONPATH and set:
   temporary file are affected: a `.<name>.cypht-azure-<hex>.tmp` file or an anonymous O_TMPFILE one
   (or, with CYPHT_AZURE_TEST_PAUSE_PATH, that one file: a bind-mounted .env written in place);
   every other write goes through unchanged.
+  More modes, each failing only the calls named (and, with CYPHT_AZURE_TEST_FAIL_AFTER=N, only after the
+  first N such calls went through; with CYPHT_AZURE_TEST_FAIL_TIMES=N, only N times):
+  EIO-on-folder-fsync (os.fsync of the folder CYPHT_AZURE_TEST_FAIL_PATH names fails with EIO: the
+  sync after the rename, or around an in-place write), EIO-on-file-fsync (os.fsync of the file
+  CYPHT_AZURE_TEST_FAIL_PATH names: a bind-mounted .env written in place), EIO-on-file-pwrite
+  (os.pwrite to that file) and EOPNOTSUPP-on-link (os.link of an O_TMPFILE file from /proc/self/fd
+  fails, as on a file system that refuses to name an anonymous file).
 - CYPHT_AZURE_TEST_NO_TMPFILE=1: opening with O_TMPFILE fails with EOPNOTSUPP, as on file systems
   without it.
 - CYPHT_AZURE_TEST_ACT_AT=<checkpoint step>: at that step the process writes
@@ -55,6 +62,50 @@ elif _MODE == "EIO-on-fsync":
         _fsync(fd)
 
     os.fsync = _failing_fsync
+elif _MODE in ("EIO-on-folder-fsync", "EIO-on-file-fsync", "EIO-on-file-pwrite", "EOPNOTSUPP-on-link"):
+    _AFTER = int(os.environ.get("CYPHT_AZURE_TEST_FAIL_AFTER") or 0)
+    _TIMES = int(os.environ.get("CYPHT_AZURE_TEST_FAIL_TIMES") or 0) or None
+    _PATH = os.environ.get("CYPHT_AZURE_TEST_FAIL_PATH", "")
+    _calls = [0]
+
+    def _due() -> bool:
+        _calls[0] += 1
+        n = _calls[0] - _AFTER
+        return n >= 1 and (_TIMES is None or n <= _TIMES)
+
+    def _names_path(fd: int) -> bool:
+        try:
+            return os.readlink(f"/proc/self/fd/{fd}") == _PATH
+        except OSError:
+            return False
+
+    if _MODE == "EOPNOTSUPP-on-link":
+        _link = os.link
+
+        def _refusing_link(src, dst, *, src_dir_fd=None, dst_dir_fd=None, follow_symlinks=True):  # type: ignore[no-untyped-def]
+            if str(src).startswith("/proc/self/fd/") and _due():
+                raise OSError(errno.EOPNOTSUPP, os.strerror(errno.EOPNOTSUPP))
+            return _link(src, dst, src_dir_fd=src_dir_fd, dst_dir_fd=dst_dir_fd, follow_symlinks=follow_symlinks)
+
+        os.link = _refusing_link
+    elif _MODE == "EIO-on-file-pwrite":
+        _pwrite = os.pwrite
+
+        def _failing_pwrite(fd: int, data: bytes, offset: int) -> int:  # type: ignore[no-untyped-def]
+            if _names_path(fd) and _due():
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            return _pwrite(fd, data, offset)
+
+        os.pwrite = _failing_pwrite
+    else:
+        _fsync_some = os.fsync
+
+        def _failing_some_fsync(fd: int) -> None:  # type: ignore[no-untyped-def]
+            if _names_path(fd) and _due():
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
+            _fsync_some(fd)
+
+        os.fsync = _failing_some_fsync
 elif _MODE == "PAUSE-on-fsync":
     _fsync_then_pause = os.fsync
 
@@ -93,7 +144,7 @@ if os.environ.get("CYPHT_AZURE_TEST_ACT_AT"):
     import time
 
     _STEP = os.environ["CYPHT_AZURE_TEST_ACT_AT"]
-    _CHECKPOINTS = "cypht_azure.operations.core.checkpoints"
+    _CHECKPOINTS = "cypht_azure.checkpoints"
 
     def _act_here() -> None:
         with open(os.environ["CYPHT_AZURE_TEST_PAUSE_FILE"], "w") as marker:

@@ -10,6 +10,7 @@ import os
 import time
 
 STEPS = (
+    "started",           # cypht_azure.start: SIGTERM and SIGHUP handled, Ctrl-C caught; nothing else loaded yet
     "env-locked",        # .env parsed, found writable and locked; nothing in Graph yet
     "signed-in",
     "app-ready",         # registration created or repaired
