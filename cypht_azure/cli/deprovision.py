@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +20,7 @@ from cypht_azure.cli.common import (
     run,
     sandbox_banner,
 )
+from cypht_azure.cli.confirm import confirmer
 from cypht_azure.cli.help import GroupedCommand
 
 
@@ -45,10 +45,6 @@ def deprovision(
     Example: cypht-azure deprovision --env-file /var/www/cypht/.env --dry-run
     """
     out = Output(common)
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
-
-    def confirm(question: str) -> bool:
-        return typer.confirm(question, default=False, err=True)
 
     def action() -> Any:
         from cypht_azure.operations.core import envstate
@@ -59,7 +55,7 @@ def deprovision(
                                      purge=purge, dry_run=dry_run, yes=yes)
         with sandbox_banner(out, common.sandbox):
             return run_deprovision(request, lambda: connection(common, out), out,
-                                   confirm if interactive else None, out.record)
+                                   confirmer(out), out.record)
 
     result = run(common, out, action)
     undo = f"Undo within 30 days: cypht-azure restore --app-id {result.client_id}"

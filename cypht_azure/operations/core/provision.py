@@ -21,7 +21,7 @@ from typing import Any
 
 from cypht_azure import cypht, envfile, rehearsal
 from cypht_azure.durations import describe
-from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError
+from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError, NeedsConfirmation
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.core.apps import require_guid
@@ -83,6 +83,9 @@ class ProvisionRequest:
     # Redirect URIs to drop from the registration, e.g. the `https://host/?page=home` Cypht's docs
     # suggested, which Entra refuses for audiences with personal accounts.
     remove_redirect_uris: list[str] = field(default_factory=list)
+    yes: bool = False  # --yes: change the URL of an existing installation without asking
+    # Asks on a terminal before a confirmed change (a new URL); None without one: such a run exits 7.
+    confirm: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -279,7 +282,7 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
     env_path = request.env_file
     named = envstate.named_client_id(envstate.read_providers(doc, request.providers), env_path)
     steps: list[Step] = []
-    notes: list[str] = []
+    notes: list[str] = url_change_notes(url_changes(doc, request, desired, named))
     client_id: str | Fill = Fill.CLIENT_ID
     if app is None:
         removed_redirect_uris(app, request)  # nothing to remove from a registration still to be made
@@ -337,6 +340,53 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
     if held is None and request.verify:
         steps.append(VerifySecret(request.verify_timeout))
     return Plan("provision", tuple(steps), tuple(notes))
+
+
+def url_changes(doc: envfile.EnvDocument, request: ProvisionRequest, desired: Desired,
+                named: str | None) -> list[tuple[str, str, str]]:
+    """(key, old, new) for each *_CLIENT_URI of an existing installation (its `.env` names a client ID)
+    that this run would point at another URL: a typo in --url must not pass unnoticed. The form Cypht's
+    docs suggested (`…/?page=home`) becoming the bare URL is no change of URL."""
+    if not named:
+        return []
+    found = []
+    for state in envstate.read_providers(doc, request.providers).values():
+        old = (state.client_uri or "").strip()
+        if not old or old == desired.primary_uri:
+            continue
+        try:
+            same = cypht.redirect_uri_for(old.split("?", 1)[0]) == desired.primary_uri
+        except cypht.InvalidInput:
+            same = False
+        if not same:
+            found.append((state.keys.client_uri, old, desired.primary_uri))
+    return found
+
+
+def url_change_notes(changes: list[tuple[str, str, str]]) -> list[str]:
+    if not changes:
+        return []
+    olds = sorted({old for _, old, _ in changes})
+    return [f"Change Cypht's URL: {key} {old} → {new}." for key, old, new in changes] + [
+        f"The registration keeps its redirect URI {', '.join(olds)} and gets {changes[0][2]}; once Cypht "
+        f"works at the new URL, drop the old one with --remove-redirect-uri {olds[0]}."]
+
+
+def confirm_url_change(request: ProvisionRequest, plan: Plan, changes: list[tuple[str, str, str]]) -> None:
+    """A new URL for an existing installation is applied only when confirmed: on a terminal by answering
+    the plan's question, elsewhere with --yes (exit 7 without)."""
+    if not changes or request.yes or request.dry_run:
+        return
+    first = changes[0]
+    if request.confirm is None:
+        raise NeedsConfirmation(
+            f"{request.env_file} is set up for {first[1]}; this run would change Cypht's URL to {first[2]} "
+            f"({', '.join(key for key, _, _ in changes)}), which needs confirmation.",
+            hint="Check the URL: if it is a typo, run again with the right --url. To change it, run on a "
+                 "terminal to be asked, or pass --yes (see --dry-run for the plan).")
+    question = "\n".join([*plan.notes, *(f"- {s.summary()}" for s in plan.steps), "Go ahead?"])
+    if not request.confirm(question):
+        raise NeedsConfirmation("Nothing was changed: the new URL was not confirmed.")
 
 
 def env_values(doc: envfile.EnvDocument, providers: list[str], *, client_id: str | Fill, secret: Secret | Fill,
@@ -458,6 +508,8 @@ async def provision(session: Session, request: ProvisionRequest, doc: envfile.En
     endpoints = session.cypht_endpoints({**(app or {}), "signInAudience": prepare(request).body["signInAudience"]})
     endpoints = dataclasses.replace(endpoints, rehearsal_base=base)
     plan = plan_provision(request, doc, app, now, endpoints=endpoints, has_service_principal=has_sp)
+    named = envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
+    confirm_url_change(request, plan, url_changes(doc, request, prepare(request), named))
     applied = Applied(object_id=str(app["id"]) if app else None, client_id=str(app["appId"]) if app else None)
     hook_error: str | None = None
     if request.dry_run:

@@ -1,0 +1,156 @@
+"""The admin's journey, second pass (issue 19): the traps and messages an admin met, through the real
+CLI against the emulator. Tests are named by the item's number in the issue."""
+
+from __future__ import annotations
+
+import os
+import pty
+import re
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.tool.conftest import Cli, cypht_apps, graph_requests, writes
+
+URL = "https://mail.example.org"
+TYPO = "https://mail.exmaple.org"
+
+
+def read_env(path: Path) -> dict[str, str]:
+    from cypht_azure import envdisk
+
+    doc = envdisk.load(path)
+    return {k: v for k in sorted(doc.keys()) if (v := doc.get(k)) is not None}
+
+
+def provision(cli: Cli, env_file: Path, *extra: str, url: str = URL) -> Any:
+    env_file.parent.mkdir(parents=True, exist_ok=True)
+    return cli("provision", "--url", url, "--env-file", str(env_file), "--no-verify", *extra)
+
+
+def on_terminal(args: list[str], env: dict[str, str], cwd: Path, answer: bytes | None = None,
+                ask: bytes = b"Go ahead?", timeout: float = 90) -> tuple[int, bytes]:
+    """Run the CLI with stdin, stdout and stderr on a pseudo-terminal; answer its question if asked."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once
+        os.chdir(cwd)
+        os.execve(sys.executable, [sys.executable, "-m", "cypht_azure", *args], env)
+    out, answered, deadline = b"", False, time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 1)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if answer is not None and not answered and ask in out:
+            os.write(fd, answer)
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return os.waitstatus_to_exitcode(status), out
+
+
+def screen(raw: bytes) -> list[str]:
+    """The lines a terminal shows for `raw`: carriage returns and erase-line honoured, colours dropped."""
+    lines, line, col = [], [], 0
+    text = re.sub(r"\x1b\[[0-9;]*m", "", raw.decode("utf-8", "replace"))
+    i = 0
+    while i < len(text):
+        if text.startswith("\x1b[K", i):
+            del line[col:]
+            i += 3
+            continue
+        ch = text[i]
+        if ch == "\r":
+            col = 0
+        elif ch == "\n":
+            lines.append("".join(line))
+            line, col = [], 0
+        else:
+            if col < len(line):
+                line[col] = ch
+            else:
+                line.append(ch)
+            col += 1
+        i += 1
+    lines.append("".join(line))
+    return lines
+
+
+# 2. A changed --url on an existing .env needs confirmation ---------------------------------------
+
+def test_2_changed_url_is_shown_old_to_new_and_needs_yes_without_a_terminal(
+    cli: Cli, emulator: Any, env_file: Path,
+) -> None:
+    assert provision(cli, env_file).returncode == 0
+    before = env_file.read_bytes()
+    dry = provision(cli, env_file, "--dry-run", url=TYPO)
+    assert dry.returncode == 0, dry
+    for key in ("OUTLOOK_CLIENT_URI", "OFFICE365_CLIENT_URI"):
+        assert f"{key} {URL}/ → {TYPO}/" in dry.stdout, dry
+    emulator.clear_log()
+    refused = provision(cli, env_file, url=TYPO)
+    assert refused.returncode == 7, refused
+    assert f"{URL}/" in refused.stderr and f"{TYPO}/" in refused.stderr and "--yes" in refused.stderr
+    assert env_file.read_bytes() == before and writes(emulator) == []
+    [app] = cypht_apps(emulator)
+    assert app["web"]["redirectUris"] == [f"{URL}/"]
+    done = provision(cli, env_file, "--yes", url=TYPO)
+    assert done.returncode == 0, done
+    assert read_env(env_file)["OUTLOOK_CLIENT_URI"] == f"{TYPO}/"
+    same = provision(cli, env_file, url=TYPO)  # the URL it now has: nothing to confirm
+    assert same.returncode == 0, same
+
+
+def test_2_changed_url_is_asked_on_a_terminal_and_no_changes_nothing(
+    cli_env: dict[str, str], cli: Cli, emulator: Any, env_file: Path, tmp_path: Path,
+) -> None:
+    assert provision(cli, env_file).returncode == 0
+    before = env_file.read_bytes()
+    code, raw = on_terminal(["provision", "--url", TYPO, "--env-file", str(env_file), "--no-verify"],
+                            cli_env, tmp_path, answer=b"n\n")
+    shown = screen(raw)
+    assert code == 7, shown
+    assert any(f"OUTLOOK_CLIENT_URI {URL}/ → {TYPO}/" in line for line in shown), shown
+    assert env_file.read_bytes() == before
+
+
+# 10. Messages: a reason said once, a hook's output on its own lines, progress erased before a plan --
+
+def test_10_not_due_says_it_once(cli: Cli, env_file: Path) -> None:
+    assert provision(cli, env_file).returncode == 0
+    r = cli("rotate-secret", "--env-file", str(env_file), "--when-due")
+    assert r.returncode == 0, r
+    assert r.stdout.startswith("Not due: the secret in ") and r.stdout.count("due") == 3, r.stdout
+    assert "is not due" not in r.stdout, r.stdout
+
+
+def test_10_hook_output_stays_on_its_own_lines(cli: Cli, env_file: Path) -> None:
+    assert provision(cli, env_file).returncode == 0
+    r = cli("rotate-secret", "--env-file", str(env_file),
+            "--deploy-hook", "echo uh-oh | tr - _; echo second-line | tr - _; exit 1")
+    assert r.returncode == 8, r
+    lines = r.stderr.splitlines()
+    start = lines.index("Its output:")
+    assert lines[start + 1:start + 3] == ["  | uh_oh", "  | second_line"], r.stderr
+    assert "Done and kept: " in "\n".join(lines[:start]), r.stderr  # what was done: before the output
+    assert not any("uh_oh" in line for line in lines[:start] + lines[start + 3:]), r.stderr
+
+
+def test_10_progress_line_is_erased_before_the_plan_is_asked(
+    cli_env: dict[str, str], cli: Cli, env_file: Path, tmp_path: Path,
+) -> None:
+    assert provision(cli, env_file).returncode == 0
+    code, raw = on_terminal(["deprovision", "--env-file", str(env_file)], cli_env, tmp_path, answer=b"n\n")
+    shown = [line for line in screen(raw) if line.strip()]
+    assert code == 7, shown
+    assert shown[0].startswith("- Delete (restorable for 30 days) the app registration"), shown
+    assert not any("…" in line for line in shown), shown
