@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Annotated, Any
 
 import typer
@@ -67,11 +68,13 @@ def restore(
     common: Common,
     app_id: Annotated[str, typer.Option("--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"),
                                         help="Client ID of the deleted app registration.")],
+    env_file: EnvFileOpt = None,
 ) -> None:
     """Restore an app registration deleted by deprovision (within 30 days).
 
-    Its client secrets come back with it, but deprovision removed them from .env: run
-    `cypht-azure provision --app-id ID --url ...` afterwards to write a new one.
+    Its client secrets come back with it, but deprovision removed them from .env: run the
+    `cypht-azure provision --app-id ID --url URL --env-file FILE` it prints afterwards to write a new one
+    (--env-file here only names the .env in that command; restore does not touch it).
 
     Example: cypht-azure restore --app-id 11111111-2222-3333-4444-555555555555
     """
@@ -92,9 +95,15 @@ def restore(
             return run_restore(app_id.strip().lower(), lambda: connection(common, out), out, out.record)
 
     result = run(common, out, action)
+    from cypht_azure.operations.checks.findings import provision_command
+    from cypht_azure.operations.core import envstate
+
+    env_path = envstate.resolve_env_path(env_file).absolute()
+    command = provision_command(result.redirect_uris[0] if result.redirect_uris else None, "--app-id",
+                                result.client_id, "--env-file", shlex.quote(str(env_path)))
     render_outcome(out, result, common=common,
                    headline=f"Restored {result.display_name!r} ({result.client_id})." if result.changed else None,
-                   next_step=f"Next: cypht-azure provision --app-id {result.client_id} --url <Cypht's URL>")
+                   next_step=f"Next: {command}")
 
 
 def register(app: typer.Typer) -> None:

@@ -154,3 +154,62 @@ def test_10_progress_line_is_erased_before_the_plan_is_asked(
     assert code == 7, shown
     assert shown[0].startswith("- Delete (restorable for 30 days) the app registration"), shown
     assert not any("…" in line for line in shown), shown
+
+
+# 9. Every suggested command runs as printed ------------------------------------------------------------
+
+SUGGESTED = re.compile(r"`(cypht-azure [^`]+)`|^(?:Next|Undo within 30 days): (cypht-azure .+)$", re.M)
+
+
+def suggested(text: str) -> list[str]:
+    return [a or b for a, b in SUGGESTED.findall(text)]
+
+
+def run_as_printed(cli: Cli, command: str, *, quiet: bool = True) -> Any:
+    """The command exactly as printed (plus --no-verify for provision, to keep the test fast)."""
+    import shlex
+
+    words = shlex.split(command)
+    assert words[0] == "cypht-azure" and "<" not in command, command
+    extra = ["--no-verify"] if words[1] == "provision" else ["--quiet"] if quiet else []
+    return cli(*words[1:], *extra)
+
+
+def test_9_restore_next_runs_as_printed(cli: Cli, env_file: Path) -> None:
+    assert provision(cli, env_file, url=f"{URL}/cypht").returncode == 0
+    gone = cli("deprovision", "--env-file", str(env_file), "--yes")
+    assert gone.returncode == 0, gone
+    [undo] = [c for c in suggested(gone.stdout) if " restore " in c]
+    restored = run_as_printed(cli, undo, quiet=False)
+    assert restored.returncode == 0, restored
+    [after] = [c for c in suggested(restored.stdout) if " provision " in c]
+    assert "--env-file" in after and f"--url {URL}/cypht/" in after, after
+    done = run_as_printed(cli, after)
+    assert done.returncode == 0, done
+    assert read_env(env_file)["OUTLOOK_CLIENT_URI"] == f"{URL}/cypht/" and read_env(env_file)["OUTLOOK_CLIENT_SECRET"]
+
+
+def test_9_doctor_fix_for_an_unconfigured_provider_runs_as_printed(cli: Cli, env_file: Path) -> None:
+    assert provision(cli, env_file, "--provider", "outlook").returncode == 0
+    with env_file.open("a") as f:
+        f.write("OFFICE365_CLIENT_ID=\nOFFICE365_CLIENT_SECRET=\n")  # Cypht's template block, left empty
+    doc = cli("doctor", "--env-file", str(env_file))
+    fixes = [c for c in suggested(doc.stdout) if " provision " in c]
+    assert fixes and all("--url" in c for c in fixes), doc
+    for command in fixes:
+        done = run_as_printed(cli, command)
+        assert done.returncode == 0, done
+    assert read_env(env_file)["OFFICE365_CLIENT_ID"] == read_env(env_file)["OUTLOOK_CLIENT_ID"]
+
+
+def test_9_status_url_fixes_name_the_url_given(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    env_file.write_text("OUTLOOK_CLIENT_ID=\nOUTLOOK_CLIENT_SECRET=\nOFFICE365_CLIENT_ID=\nOFFICE365_CLIENT_SECRET=\n")
+    shown = cli("status", "--url", URL, "--env-file", str(env_file))
+    fixes = [c for c in suggested(shown.stdout) if " provision " in c]
+    assert fixes, shown
+    assert all(f"--url {URL}" in c and "Cypht's URL" not in c for c in fixes), shown
+    for command in dict.fromkeys(fixes):
+        done = run_as_printed(cli, command)
+        assert done.returncode == 0, done
+    assert read_env(env_file)["OUTLOOK_CLIENT_URI"] == f"{URL}/"

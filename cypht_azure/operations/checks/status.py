@@ -93,7 +93,13 @@ def declared_blocks(doc: envfile.EnvDocument) -> set[str]:
     return {p for p in cypht.PROVIDERS if any(doc.get(k) is not None for k in cypht.provider_keys(p).all())}
 
 
-def env_findings(providers: list[ProviderInfo], env_path: Path, declared: set[str]) -> list[Finding]:
+def known_url(providers: list[ProviderInfo], given: str | None) -> str | None:
+    """Cypht's URL as this run knows it, for the commands the findings suggest: --url, else .env's."""
+    return given or next((p.client_uri for p in providers if p.client_uri), None)
+
+
+def env_findings(providers: list[ProviderInfo], env_path: Path, declared: set[str],
+                 url: str | None = None) -> list[Finding]:
     found: list[Finding] = []
     ids = {p.client_id.lower() for p in providers if p.client_id}
     if len(ids) > 1:
@@ -105,12 +111,12 @@ def env_findings(providers: list[ProviderInfo], env_path: Path, declared: set[st
             if p.provider in declared:
                 # The block is in .env with an empty client ID (Cypht's .env.example): Cypht still offers
                 # the provider and sends users to Microsoft without a client ID.
-                found.append(findings.missing_client_id(keys.client_id))
+                found.append(findings.missing_client_id(keys.client_id, url))
             continue
         if not p.has_secret:
             found.append(findings.missing_secret(keys.client_secret))
         if not p.client_uri:
-            found.append(findings.missing_client_uri(keys.client_uri))
+            found.append(findings.missing_client_uri(keys.client_uri, url))
         if p.has_secret and not p.secret_id:
             found.append(findings.secret_unknown(keys.client_secret, keys.secret_id))
     return found
@@ -134,7 +140,8 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
     env_path = req.env_file
     now = utcnow()
     providers = read_env(doc)
-    found = env_findings(providers, env_path, declared_blocks(doc))
+    url = known_url(providers, req.url)
+    found = env_findings(providers, env_path, declared_blocks(doc), url)
     result = StatusResult(str(env_path), session.tenant_id, None, providers, [], found)
     app = await fetch_app(session, target)
     if app is None:
@@ -143,7 +150,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
             found.append(findings.app_deleted(str(deleted.get("appId")), deleted.get("deletedDateTime")))
         else:
             found.append(findings.app_not_found(str(target.app_id or target.unique_name), target.source,
-                                                session.tenant_id))
+                                                session.tenant_id, url))
         return result
 
     client_id = str(app["appId"])

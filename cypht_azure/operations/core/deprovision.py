@@ -160,6 +160,7 @@ class RestoreResult:
     tenant_id: str
     steps: list[StepRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    redirect_uris: list[str] = field(default_factory=list)  # for the provision command that follows
     dry_run: ClassVar[bool] = False  # restore has no --dry-run
 
     @property
@@ -181,14 +182,20 @@ def plan_restore(deleted: dict[str, Any]) -> Plan:
 async def restore(session: Session, app_id: str, on_record: Callable[[StepRecord], None]) -> RestoreResult:
     deleted = await find_deleted(session, Target(app_id=app_id))
     if deleted is None:
-        active = await session.graph.get_application(app_id=app_id, select=["id", "appId", "displayName"])
+        active = await session.graph.get_application(app_id=app_id, select=["id", "appId", "displayName", "web"])
         if active is not None:
             return RestoreResult(app_id, str(active["id"]), active.get("displayName"), session.tenant_id,
-                                 notes=[f"The app registration {app_id} is already active: nothing to restore."])
+                                 notes=[f"The app registration {app_id} is already active: nothing to restore."],
+                                 redirect_uris=_web_uris(active))
         raise AppNotFound(f"No deleted app registration with client ID {app_id} in tenant {session.tenant_id}.",
                           hint="Deleted registrations can be restored for 30 days; after that they are gone.")
     plan = plan_restore(deleted)
     applied = await apply(plan, Context(session, envfile.parse(""), Path(), Applied(), on_record=on_record))
     restored = applied.restored or {}
     return RestoreResult(str(restored.get("appId") or app_id), str(restored.get("id") or deleted["id"]),
-                         restored.get("displayName"), session.tenant_id, applied.records)
+                         restored.get("displayName"), session.tenant_id, applied.records,
+                         redirect_uris=_web_uris(restored or deleted))
+
+
+def _web_uris(app: dict[str, Any]) -> list[str]:
+    return [str(u) for u in ((app.get("web") or {}).get("redirectUris") or [])]
