@@ -7,13 +7,14 @@ import os
 import pty
 import re
 import select
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from tests.tool.conftest import Cli, cypht_apps, graph_requests, writes
+import pytest
+
+from tests.tool.conftest import Cli, cypht_apps, writes
 
 URL = "https://mail.example.org"
 TYPO = "https://mail.exmaple.org"
@@ -213,3 +214,74 @@ def test_9_status_url_fixes_name_the_url_given(cli: Cli, env_file: Path) -> None
         done = run_as_printed(cli, command)
         assert done.returncode == 0, done
     assert read_env(env_file)["OUTLOOK_CLIENT_URI"] == f"{URL}/"
+
+
+# 4. A dry run runs every pre-check the real run does ---------------------------------------------------
+
+def _seeded(emulator: Any, env_file: Path, command: str) -> None:
+    from tests.guarantees.harness import USER_LINES, seed_provisioned
+
+    if command == "provision":
+        env_file.parent.mkdir(parents=True)
+        env_file.write_text(USER_LINES)
+    else:
+        seed_provisioned(emulator, env_file)
+
+
+@pytest.mark.parametrize("command", ["provision", "rotate-secret", "deprovision"])
+def test_4_dry_run_refuses_a_read_only_env_as_the_real_run_does(
+    emulator: Any, tmp_path: Path, command: str,
+) -> None:
+    from tests.guarantees.harness import base_env, command_args, run_cli
+
+    env_file = tmp_path / "cypht" / ".env"
+    _seeded(emulator, env_file, command)
+    env_file.chmod(0o444)
+    before = env_file.read_bytes()
+    env = base_env(emulator, tmp_path / "home")
+    emulator.clear_log()
+    dry = run_cli(env, *command_args(command, env_file, "--dry-run"))
+    real = run_cli(env, *command_args(command, env_file))
+    assert (dry.returncode, real.returncode) == (2, 2), f"{dry}\n{real}"
+    assert "read-only (mode 0444)" in dry.stderr and dry.stderr == real.stderr, f"{dry}\n{real}"
+    assert env_file.read_bytes() == before and emulator.request_log == []
+    assert sorted(os.listdir(env_file.parent)) == [".env"]
+
+
+# 5. A file of another user: who owns it and whom to run as ----------------------------------------------
+
+@pytest.mark.parametrize("command", ["provision", "rotate-secret"])
+def test_5_file_of_another_user_names_its_owner(emulator: Any, command: str) -> None:
+    import pwd
+    import shutil
+    import tempfile
+
+    from tests.guarantees.harness import command_args, run_cli
+    from tests.guarantees.test_disk import AS_NOBODY, NOBODY, nobody_env
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("running as another user needs root and setpriv")
+    www = pwd.getpwnam("www-data")
+    shared = Path(tempfile.mkdtemp(prefix="cypht-azure-owner-"))
+    try:
+        shared.chmod(0o755)
+        shutil.copy(emulator.ca_file, shared / "ca.pem")
+        (shared / "ca.pem").chmod(0o644)
+        (shared / "home").mkdir(mode=0o777)
+        env_file = shared / "cypht" / ".env"
+        _seeded(emulator, env_file, command)
+        os.chown(env_file.parent, NOBODY, NOBODY)  # the folder lets nobody create files: only the file is not theirs
+        os.chown(env_file, www.pw_uid, www.pw_gid)
+        env_file.chmod(0o644)
+        before = env_file.read_bytes()
+        emulator.clear_log()
+        for extra in ("--dry-run", None):
+            run = run_cli(nobody_env(emulator, shared), *command_args(command, env_file, *([extra] if extra else [])),
+                          prefix=AS_NOBODY)
+            assert run.returncode == 2, run
+            assert f"belongs to user id {www.pw_uid} (www-data) (mode 0644)" in run.stderr, run
+            assert "sudo -u www-data cypht-azure" in run.stderr and "nobody" in run.stderr, run
+            assert "read-only" not in run.stderr and "chmod" not in run.stderr, run
+        assert env_file.read_bytes() == before and emulator.request_log == []
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
