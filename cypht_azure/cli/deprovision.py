@@ -38,7 +38,9 @@ def deprovision(
                                       help="Do not ask; required without a terminal.")] = False,
     dry_run: DryRunOpt = False,
 ) -> None:
-    """Delete the app registration and remove its keys from .env (other lines stay as they are).
+    """Delete the app registration and take its keys out of .env (other lines stay as they are).
+
+    Lines it appended go; lines of Cypht's template it filled (OUTLOOK_CLIENT_ID= ...) stay, empty.
 
     The deletion can be undone for 30 days with `cypht-azure restore --app-id ID` unless --purge is given.
     Asks on a terminal; elsewhere it refuses unless --yes is given.

@@ -285,3 +285,32 @@ def test_5_file_of_another_user_names_its_owner(emulator: Any, command: str) -> 
         assert env_file.read_bytes() == before and emulator.request_log == []
     finally:
         shutil.rmtree(shared, ignore_errors=True)
+
+
+# 8. deprovision gives the file back in the template's shape -------------------------------------------
+
+LIVE = "https://login.live.com/oauth20_"
+TEMPLATE = (  # Cypht's .env.example blocks, one with the comment an admin wrote over it
+    "APP_NAME=Cypht\n\n"
+    "# Outlook.com\nOUTLOOK_CLIENT_ID=\nOUTLOOK_CLIENT_SECRET=\nOUTLOOK_CLIENT_URI=http://localhost/?page=home\n"
+    f"OUTLOOK_AUTH_URI={LIVE}authorize.srf\nOUTLOOK_TOKEN_URI={LIVE}token.srf\nOUTLOOK_REFRESH_URI={LIVE}token.srf\n\n"
+    "#office365\nOFFICE365_CLIENT_ID=\nOFFICE365_CLIENT_SECRET=\nOFFICE365_CLIENT_URI=http://localhost/?page=home\n"
+    f"OFFICE365_AUTH_URI={LIVE}authorize.srf\nOFFICE365_TOKEN_URI={LIVE}token.srf\n"
+    f"OFFICE365_REFRESH_URI={LIVE}token.srf\n\nOTHER=kept\n"
+)
+
+
+def test_8_deprovision_keeps_the_template_lines_it_filled_empty(cli: Cli, env_file: Path) -> None:
+    env_file.parent.mkdir()
+    env_file.write_text(TEMPLATE)
+    assert provision(cli, env_file).returncode == 0
+    gone = cli("deprovision", "--env-file", str(env_file), "--yes")
+    assert gone.returncode == 0, gone
+    expected = TEMPLATE.replace("_CLIENT_URI=http://localhost/?page=home", "_CLIENT_URI=")
+    text = env_file.read_text()
+    cut = text.index("# Outlook and Office365 OAuth (managed by cypht-azure)")  # the tool's own settings stay
+    assert text[:cut].rstrip("\n") + "\n" == expected, text
+    assert not any(line.startswith(("OUTLOOK_", "OFFICE365_")) for line in text[cut:].splitlines()), text
+    again = provision(cli, env_file)  # and provision fills the same lines again
+    assert again.returncode == 0, again
+    assert "# Outlook.com\nOUTLOOK_CLIENT_ID='" in env_file.read_text()

@@ -110,7 +110,10 @@ def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app:
         steps.append(PurgeRegistration(object_id, client_id))
     keys = owned_keys(doc, client_id)
     if keys:
-        steps.append(WriteEnv(str(request.env_file), dict.fromkeys(keys)))
+        # The file goes back to the shape it had: lines cypht-azure appended under its comment go, lines
+        # it filled in place (Cypht's template: OUTLOOK_CLIENT_ID= …) stay, empty, under their comment.
+        managed = envstate.managed_block_keys(doc)
+        steps.append(WriteEnv(str(request.env_file), {k: None if k in managed else "" for k in keys}))
     return Plan("deprovision", tuple(steps), tuple(notes))
 
 
