@@ -314,3 +314,40 @@ def test_8_deprovision_keeps_the_template_lines_it_filled_empty(cli: Cli, env_fi
     again = provision(cli, env_file)  # and provision fills the same lines again
     assert again.returncode == 0, again
     assert "# Outlook.com\nOUTLOOK_CLIENT_ID='" in env_file.read_text()
+
+
+# 3. status checks the secret by default, and reports keys the environment shadows ----------------------
+
+def test_3_status_refuses_a_wrong_secret_by_default(cli: Cli, emulator: Any, env_file: Path) -> None:
+    assert provision(cli, env_file).returncode == 0
+    text = env_file.read_text()
+    secret = read_env(env_file)["OUTLOOK_CLIENT_SECRET"]
+    env_file.write_text(text.replace(secret, "Wr0ng~" + secret[6:]))
+    emulator.clear_log()
+    shown = cli("status", "--env-file", str(env_file), "--json")
+    assert shown.returncode == 0, shown
+    assert "secret-rejected" in [f["code"] for f in shown.json["findings"]], shown
+    assert shown.json["secret_verified"] is False
+    assert writes(emulator) == []  # checking changes nothing
+    from tests.tool.conftest import token_requests
+
+    tries = [e for e in token_requests(emulator) if (e.client_id or "").lower() == read_env(env_file)["OUTLOOK_CLIENT_ID"]]
+    assert len(tries) == 1, tries  # one request
+    alert = cli("status", "--env-file", str(env_file), "--fail-within", "14d")
+    assert alert.returncode == 6 and "No problems found" not in alert.stdout, alert
+    skipped = cli("status", "--env-file", str(env_file), "--no-verify-secret", "--json")
+    assert skipped.returncode == 0 and skipped.json["secret_verified"] is None, skipped
+    assert "secret-rejected" not in [f["code"] for f in skipped.json["findings"]]
+
+
+def test_3_status_reports_keys_shadowed_by_the_environment(cli: Cli, env_file: Path) -> None:
+    assert provision(cli, env_file).returncode == 0
+    client_id = read_env(env_file)["OUTLOOK_CLIENT_ID"]
+    shown = cli("status", "--env-file", str(env_file), "--json",
+                env={"OUTLOOK_CLIENT_ID": "11111111-2222-3333-4444-555555555555", "OFFICE365_CLIENT_ID": client_id})
+    assert shown.returncode == 0, shown
+    found = {(f["code"], f["message"].split()[0]) for f in shown.json["findings"]}
+    assert ("env-shadowed", "OUTLOOK_CLIENT_ID") in found, shown
+    assert ("env-shadowed-same", "OFFICE365_CLIENT_ID") in found, shown
+    text = cli("status", "--env-file", str(env_file), env={"OUTLOOK_CLIENT_ID": "11111111-2222-3333-4444-555555555555"})
+    assert "No problems found" not in text.stdout and "env-shadowed" in text.stdout, text

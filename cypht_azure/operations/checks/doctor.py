@@ -160,12 +160,7 @@ def offline_findings(provider: str, s: Mapping[str, cypht.Setting], url: str | N
     """What is wrong before asking Entra anything. ``url``: Cypht's URL as another block of .env says it,
     for the commands suggested."""
     prefix = cypht.PROVIDERS[provider]
-    found: list[Finding] = []
-    for v in s.values():
-        if v.differs:
-            found.append(findings.env_shadowed(v.key))
-        elif v.shadowed:
-            found.append(findings.env_shadowed_same(v.key))
+    found: list[Finding] = findings.shadowing(s.values())
     if s["CLIENT_ID"].source == "default":
         if s["CLIENT_SECRET"].source == "default":  # an untouched block, as in Cypht's .env.example
             return [*found, findings.provider_not_configured(prefix, url)]

@@ -47,9 +47,9 @@ CATALOGUE: dict[str, Definition] = {
     "secret-expiring": Definition("warning", (STATUS, DOCTOR), "The secret expires within the warning window."),
     "secret-rejected": Definition("error", (STATUS, DOCTOR), "The token endpoint refused the secret."),
     "service-principal-missing": Definition(
-        "error", (DOCTOR,), "The app has no service principal in its tenant, so its secret cannot be checked."),
-    "env-shadowed": Definition("error", (DOCTOR,), "The process environment overrides a different value in .env."),
-    "env-shadowed-same": Definition("info", (DOCTOR,), "The process environment repeats a value of .env."),
+        "error", (STATUS, DOCTOR), "The app has no service principal in its tenant, so its secret cannot be checked."),
+    "env-shadowed": Definition("error", (STATUS, DOCTOR), "The process environment overrides a different value in .env."),
+    "env-shadowed-same": Definition("info", (STATUS, DOCTOR), "The process environment repeats a value of .env."),
     "client-uri-unusable": Definition("error", (DOCTOR,), "*_CLIENT_URI breaks the authorize URL Cypht builds."),
     "endpoint-invalid": Definition("error", (DOCTOR,), "An endpoint key is not an authorize/token endpoint Cypht can use."),
     "cypht-scope": Definition("warning", (STATUS,), "A directory-only audience: Cypht's wl.imap scope does not work "
@@ -62,7 +62,8 @@ CATALOGUE: dict[str, Definition] = {
     "redirect-not-web": Definition("error", (DOCTOR,), "*_CLIENT_URI is registered for another platform than Web."),
     "provider-not-configured": Definition("warning", (DOCTOR,), "A provider block has no client ID: its button fails."),
     "rehearsal-failed": Definition("error", (DOCTOR,), "Against the emulator, a step of Cypht's sign-in failed."),
-    "secret-check-failed": Definition("error", (DOCTOR,), "The token endpoint could not be reached to check the secret."),
+    "secret-check-failed": Definition("error", (STATUS, DOCTOR),
+                                      "The token endpoint could not be reached to check the secret."),
 }
 
 
@@ -146,6 +147,17 @@ def env_shadowed(key: str) -> Finding:
         f"Remove {key} from the environment Cypht runs in (Docker `environment:`), or give cypht-azure the file "
         "that environment comes from (Docker `env_file:`) with --env-file.",
     )
+
+
+def shadowing(settings: Iterable[cypht.Setting]) -> list[Finding]:
+    """Keys the process environment sets too (status and doctor alike): Cypht never sees the file's value."""
+    found: list[Finding] = []
+    for setting in settings:
+        if setting.differs:
+            found.append(env_shadowed(setting.key))
+        elif setting.shadowed:
+            found.append(env_shadowed_same(setting.key))
+    return found
 
 
 def env_shadowed_same(key: str) -> Finding:
@@ -257,7 +269,7 @@ def secret_rejected(why: str, key: str = "", *, from_environment: bool = False) 
 
 def secret_check_failed(why: str) -> Finding:
     return _make("secret-check-failed", f"The client secret could not be checked at the token endpoint: {why}",
-                 "Check the network and --authority-host, then run doctor again.")
+                 "Check the network and --authority-host, then run the command again.")
 
 
 def rehearsal_failed(prefix: str, step: str, answer: str) -> Finding:
