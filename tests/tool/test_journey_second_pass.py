@@ -351,3 +351,36 @@ def test_3_status_reports_keys_shadowed_by_the_environment(cli: Cli, env_file: P
     assert ("env-shadowed-same", "OFFICE365_CLIENT_ID") in found, shown
     text = cli("status", "--env-file", str(env_file), env={"OUTLOOK_CLIENT_ID": "11111111-2222-3333-4444-555555555555"})
     assert "No problems found" not in text.stdout and "env-shadowed" in text.stdout, text
+
+
+# 1. Two .env files for one URL never share one registration ---------------------------------------------
+
+def test_1_second_installation_for_a_url_gets_its_own_registration(cli: Cli, emulator: Any, tmp_path: Path) -> None:
+    first, second = tmp_path / "blue" / ".env", tmp_path / "green" / ".env"
+    assert provision(cli, first).returncode == 0
+    dry = provision(cli, second, "--dry-run")
+    assert dry.returncode == 0 and "gets its own registration" in dry.stdout, dry
+    assert len(cypht_apps(emulator)) == 1  # the dry run made nothing
+    made = provision(cli, second)
+    assert made.returncode == 0, made
+    assert "gets its own registration" in made.stdout, made
+    a, b = read_env(first), read_env(second)
+    assert a["OUTLOOK_CLIENT_ID"] != b["OUTLOOK_CLIENT_ID"]
+    apps = {app["appId"]: app for app in cypht_apps(emulator)}
+    assert set(apps) == {a["OUTLOOK_CLIENT_ID"], b["OUTLOOK_CLIENT_ID"]}
+    assert apps[b["OUTLOOK_CLIENT_ID"]]["uniqueName"].startswith(apps[a["OUTLOOK_CLIENT_ID"]]["uniqueName"] + "-")
+    assert apps[b["OUTLOOK_CLIENT_ID"]]["web"]["redirectUris"] == [f"{URL}/"]
+    again = provision(cli, second)  # idempotent: its own registration, nothing to do
+    assert again.returncode == 0 and "Nothing to do" in again.stdout, again
+    for env_file in (first, second, first, second):  # each rotates, again and again, under Entra's limit
+        r = cli("rotate-secret", "--env-file", str(env_file), "--json")
+        assert r.returncode == 0, r
+    for env_file in (first, second):
+        shown = cli("status", "--env-file", str(env_file), "--json")
+        assert shown.returncode == 0 and shown.json["findings"] == [] and shown.json["secret_verified"], shown
+    # The first installation, its client ID lines lost but its installation ID kept, finds its own again.
+    kept = {k: v for k, v in read_env(first).items() if not k.startswith(("OUTLOOK_", "OFFICE365_"))}
+    first.write_text("".join(f"{k}='{v}'\n" for k, v in kept.items()))
+    back = provision(cli, first)
+    assert back.returncode == 0 and "own registration" not in back.stdout, back
+    assert read_env(first)["OUTLOOK_CLIENT_ID"] == a["OUTLOOK_CLIENT_ID"] and len(cypht_apps(emulator)) == 2

@@ -20,8 +20,8 @@ from cypht_azure.errors import AppNotFound, NeedsConfirmation
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.apply import Context, apply
 from cypht_azure.operations.core.apps import Target, fetch_app, find_deleted, require_ours
-from cypht_azure.operations.core.secrets import Owners, is_tool_secret, mark_of, owners_for
-from cypht_azure.operations.core.session import Session, parse_time, utcnow
+from cypht_azure.operations.core.secrets import other_installations, owners_for
+from cypht_azure.operations.core.session import Session, utcnow
 from cypht_azure.operations.core.steps import (
     Applied,
     DeleteRegistration,
@@ -75,17 +75,6 @@ def owned_keys(doc: envfile.EnvDocument, client_id: str) -> list[str]:
         keys += [name for name in (k.client_id, k.client_secret, k.secret_id, k.client_uri) if doc.get(name) is not None]
         keys += [k.endpoint(name) for name in cypht.DEFAULT_ENDPOINTS if k.endpoint(name) in managed]
     return keys
-
-
-def other_installations(app: dict[str, Any], owners: Owners, now: dt.datetime) -> list[str]:
-    """The `.env` files (as `id:<installation>`, or `host:hash` for older names) that hold a live secret
-    cypht-azure made for them on this registration, besides this one: their Cypht loses sign-in with it."""
-    found = set()
-    for c in app.get("passwordCredentials") or []:
-        if is_tool_secret(c) and not owners.mine(c) and (end := parse_time(c.get("endDateTime"))) and end > now:
-            mark = mark_of(c)
-            found.add(f"id:{mark[0]}" if mark else str(c.get("displayName")).rsplit(" ", 1)[-1])
-    return sorted(found)
 
 
 def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app: dict[str, Any],

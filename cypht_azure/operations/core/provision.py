@@ -21,10 +21,19 @@ from typing import Any
 
 from cypht_azure import cypht, envfile, rehearsal
 from cypht_azure.durations import describe
-from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError, NeedsConfirmation
+from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.apply import Context, apply, rehearse_deploy_hooks
 from cypht_azure.operations.core.apps import require_guid
+from cypht_azure.operations.core.installations import (
+    Shared,
+    confirm_url_change,
+    own_registration,
+    shared_note,
+    shared_registration,
+    url_change_notes,
+    url_changes,
+)
 from cypht_azure.operations.core.secrets import (
     INSTALLATION_KEY,
     LEFT_BY_INTERRUPTED_RUN,
@@ -273,16 +282,20 @@ def held_secret(doc: envfile.EnvDocument, providers: list[str], app: dict[str, A
 
 def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dict[str, Any] | None,
                    now: dt.datetime, *, endpoints: cypht.SignInEndpoints | None = None,
-                   has_service_principal: bool = True) -> Plan:
+                   has_service_principal: bool = True, shared: Shared | None = None) -> Plan:
     """The steps that bring the registration and `.env` to what Cypht needs. Pure: no I/O.
 
     ``has_service_principal``: the existing registration has its service principal in the tenant (a new
-    one never has). ``endpoints``: an emulator's sign-in URLs for the endpoint keys (a rehearsal)."""
-    desired = prepare(request)
+    one never has). ``endpoints``: an emulator's sign-in URLs for the endpoint keys (a rehearsal).
+    ``shared``: the URL's registration serves another installation; ``app`` is then this installation's
+    own registration (None: not made yet)."""
+    desired = prepare(request) if shared is None else own_registration(prepare(request), shared)
     env_path = request.env_file
     named = envstate.named_client_id(envstate.read_providers(doc, request.providers), env_path)
     steps: list[Step] = []
     notes: list[str] = url_change_notes(url_changes(doc, request, desired, named))
+    if shared is not None:
+        notes.append(shared_note(shared, env_path, app))
     client_id: str | Fill = Fill.CLIENT_ID
     if app is None:
         removed_redirect_uris(app, request)  # nothing to remove from a registration still to be made
@@ -340,53 +353,6 @@ def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dic
     if held is None and request.verify:
         steps.append(VerifySecret(request.verify_timeout))
     return Plan("provision", tuple(steps), tuple(notes))
-
-
-def url_changes(doc: envfile.EnvDocument, request: ProvisionRequest, desired: Desired,
-                named: str | None) -> list[tuple[str, str, str]]:
-    """(key, old, new) for each *_CLIENT_URI of an existing installation (its `.env` names a client ID)
-    that this run would point at another URL: a typo in --url must not pass unnoticed. The form Cypht's
-    docs suggested (`…/?page=home`) becoming the bare URL is no change of URL."""
-    if not named:
-        return []
-    found = []
-    for state in envstate.read_providers(doc, request.providers).values():
-        old = (state.client_uri or "").strip()
-        if not old or old == desired.primary_uri:
-            continue
-        try:
-            same = cypht.redirect_uri_for(old.split("?", 1)[0]) == desired.primary_uri
-        except cypht.InvalidInput:
-            same = False
-        if not same:
-            found.append((state.keys.client_uri, old, desired.primary_uri))
-    return found
-
-
-def url_change_notes(changes: list[tuple[str, str, str]]) -> list[str]:
-    if not changes:
-        return []
-    olds = sorted({old for _, old, _ in changes})
-    return [f"Change Cypht's URL: {key} {old} → {new}." for key, old, new in changes] + [
-        f"The registration keeps its redirect URI {', '.join(olds)} and gets {changes[0][2]}; once Cypht "
-        f"works at the new URL, drop the old one with --remove-redirect-uri {olds[0]}."]
-
-
-def confirm_url_change(request: ProvisionRequest, plan: Plan, changes: list[tuple[str, str, str]]) -> None:
-    """A new URL for an existing installation is applied only when confirmed: on a terminal by answering
-    the plan's question, elsewhere with --yes (exit 7 without)."""
-    if not changes or request.yes or request.dry_run:
-        return
-    first = changes[0]
-    if request.confirm is None:
-        raise NeedsConfirmation(
-            f"{request.env_file} is set up for {first[1]}; this run would change Cypht's URL to {first[2]} "
-            f"({', '.join(key for key, _, _ in changes)}), which needs confirmation.",
-            hint="Check the URL: if it is a typo, run again with the right --url. To change it, run on a "
-                 "terminal to be asked, or pass --yes (see --dry-run for the plan).")
-    question = "\n".join([*plan.notes, *(f"- {s.summary()}" for s in plan.steps), "Go ahead?"])
-    if not request.confirm(question):
-        raise NeedsConfirmation("Nothing was changed: the new URL was not confirmed.")
 
 
 def env_values(doc: envfile.EnvDocument, providers: list[str], *, client_id: str | Fill, secret: Secret | Fill,
@@ -505,9 +471,13 @@ async def provision(session: Session, request: ProvisionRequest, doc: envfile.En
     base = await emulator_base(session, request) if request.emulator_endpoints else None
     app, has_sp = await read_registration(session, request, doc)
     now = utcnow()
+    shared = shared_registration(request, doc, app, now, prepare(request).unique_name)
+    if shared is not None:  # another installation's: this one's own registration, if an earlier run made it
+        app = await session.graph.get_application(unique_name=shared.unique_name)
+        has_sp = app is not None and await session.graph.get_service_principal(str(app["appId"])) is not None
     endpoints = session.cypht_endpoints({**(app or {}), "signInAudience": prepare(request).body["signInAudience"]})
     endpoints = dataclasses.replace(endpoints, rehearsal_base=base)
-    plan = plan_provision(request, doc, app, now, endpoints=endpoints, has_service_principal=has_sp)
+    plan = plan_provision(request, doc, app, now, endpoints=endpoints, has_service_principal=has_sp, shared=shared)
     named = envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
     confirm_url_change(request, plan, url_changes(doc, request, prepare(request), named))
     applied = Applied(object_id=str(app["id"]) if app else None, client_id=str(app["appId"]) if app else None)
@@ -536,7 +506,7 @@ def _result(request: ProvisionRequest, plan: Plan, app: dict[str, Any] | None, a
     held = held_secret(doc, request.providers, app, now)
     creating = plan.of(CreateRegistration)
     patch = plan.of(PatchRegistration)
-    body: dict[str, Any] = dict(app or desired.body)
+    body: dict[str, Any] = dict(app or (creating[0].body if creating else desired.body))
     if patch:
         body.update(patch[0].patch)
     write = plan.of(WriteEnv)
@@ -545,7 +515,7 @@ def _result(request: ProvisionRequest, plan: Plan, app: dict[str, Any] | None, a
         object_id=applied.object_id or "(new)",
         tenant_id=tenant_id,
         display_name=str(body.get("displayName") or desired.display_name),
-        unique_name=(app or {}).get("uniqueName") or desired.unique_name,
+        unique_name=(app or {}).get("uniqueName") or (creating[0].unique_name if creating else desired.unique_name),
         sign_in_audience=str(body.get("signInAudience") or desired.body["signInAudience"]),
         redirect_uris=list((body.get("web") or {}).get("redirectUris") or desired.redirect_uris),
         secret_key_id=applied.key_id or (held.key_id if held else None),
