@@ -304,6 +304,8 @@ def _double_quote_problem(value: str) -> str:
 
 
 def _quote(value: str) -> str:
+    if not value:
+        return ""  # `KEY=`, as in Cypht's .env.example
     if "'" not in value and "\\\\" not in value and not value.endswith("\\"):
         return f"'{value}'"
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

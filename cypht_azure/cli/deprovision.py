@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import shlex
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +21,7 @@ from cypht_azure.cli.common import (
     run,
     sandbox_banner,
 )
+from cypht_azure.cli.confirm import confirmer
 from cypht_azure.cli.help import GroupedCommand
 
 
@@ -37,7 +38,9 @@ def deprovision(
                                       help="Do not ask; required without a terminal.")] = False,
     dry_run: DryRunOpt = False,
 ) -> None:
-    """Delete the app registration and remove its keys from .env (other lines stay as they are).
+    """Delete the app registration and take its keys out of .env (other lines stay as they are).
+
+    Lines it appended go; lines of Cypht's template it filled (OUTLOOK_CLIENT_ID= ...) stay, empty.
 
     The deletion can be undone for 30 days with `cypht-azure restore --app-id ID` unless --purge is given.
     Asks on a terminal; elsewhere it refuses unless --yes is given.
@@ -45,10 +48,6 @@ def deprovision(
     Example: cypht-azure deprovision --env-file /var/www/cypht/.env --dry-run
     """
     out = Output(common)
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
-
-    def confirm(question: str) -> bool:
-        return typer.confirm(question, default=False, err=True)
 
     def action() -> Any:
         from cypht_azure.operations.core import envstate
@@ -62,8 +61,7 @@ def deprovision(
         # the tenant and endpoints of the installation record, under the options given now (as status)
         layered = for_env_file(common.sign_in(), request.env_file, out.warn)
         with sandbox_banner(out, common.sandbox):
-            return run_deprovision(request, lambda: connect(layered), out,
-                                   confirm if interactive else None, out.record)
+            return run_deprovision(request, lambda: connect(layered), out, confirmer(out), out.record)
 
     result = run(common, out, action)
     undo = f"Undo within 30 days: cypht-azure restore --app-id {result.client_id}"
@@ -75,11 +73,13 @@ def restore(
     common: Common,
     app_id: Annotated[str, typer.Option("--app-id", metavar="CLIENT_ID", envvar=env("APP_ID"),
                                         help="Client ID of the deleted app registration.")],
+    env_file: EnvFileOpt = None,
 ) -> None:
     """Restore an app registration deleted by deprovision (within 30 days).
 
-    Its client secrets come back with it, but deprovision removed them from .env: run
-    `cypht-azure provision --app-id ID --url ...` afterwards to write a new one.
+    Its client secrets come back with it, but deprovision removed them from .env: run the
+    `cypht-azure provision --app-id ID --url URL --env-file FILE` it prints afterwards to write a new one
+    (--env-file here only names the .env in that command; restore does not touch it).
 
     Example: cypht-azure restore --app-id 11111111-2222-3333-4444-555555555555
     """
@@ -100,9 +100,15 @@ def restore(
             return run_restore(app_id.strip().lower(), lambda: connection(common, out), out, out.record)
 
     result = run(common, out, action)
+    from cypht_azure.operations.checks.findings import provision_command
+    from cypht_azure.operations.core import envstate
+
+    env_path = envstate.resolve_env_path(env_file).absolute()
+    command = provision_command(result.redirect_uris[0] if result.redirect_uris else None, "--app-id",
+                                result.client_id, "--env-file", shlex.quote(str(env_path)))
     render_outcome(out, result, common=common,
                    headline=f"Restored {result.display_name!r} ({result.client_id})." if result.changed else None,
-                   next_step=f"Next: cypht-azure provision --app-id {result.client_id} --url <Cypht's URL>")
+                   next_step=f"Next: {command}")
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ from cypht_azure.cli.common import (
     run,
     sandbox_banner,
 )
+from cypht_azure.cli.confirm import confirmer
 from cypht_azure.cli.help import GroupedCommand
 from cypht_azure.cypht import AUDIENCES, PROVIDERS
 
@@ -94,6 +95,10 @@ def provision(
              "Cypht completes its add-account flow against the emulator. Refused unless the run is against a "
              "`cypht-azure emulator` (--authority-host, or --sandbox with one serving the sandbox's folder).",
     )] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", "-y", envvar=env("YES"),
+        help="Change the URL of an existing installation without asking (needed without a terminal).",
+    )] = False,
     emulator_url: Annotated[str | None, typer.Option(
         "--emulator-url", metavar="URL", envvar=env("EMULATOR_URL"), rich_help_panel=REHEARSAL,
         help="With --emulator-endpoints: the emulator's base URL as Cypht and the browser reach it, e.g. "
@@ -137,7 +142,7 @@ def provision(
             skip_hooks=skip_deploy_hooks,
             app_id=app_id, dry_run=dry_run, verify=verify, verify_timeout=verify_timeout,
             emulator_endpoints=emulator_endpoints, emulator_url=emulator_url,
-            remove_redirect_uris=list(remove_redirect_uri or []),
+            remove_redirect_uris=list(remove_redirect_uri or []), yes=yes, confirm=confirmer(out),
         )
         if (short := short_lifetime_warning("--secret-lifetime", lifetime)) is not None:
             out.warn(short)

@@ -30,9 +30,11 @@ def status(
     env_file: EnvFileOpt = None,
     app_id: AppIdOpt = None,
     url: FindByUrlOpt = None,
-    verify_secret: Annotated[bool, typer.Option(
-        "--verify-secret", envvar=env("VERIFY_SECRET"), help="Try the .env secret at the token endpoint.",
-    )] = False,
+    verify_secret: Annotated[bool | None, typer.Option(
+        "--verify-secret/--no-verify-secret", envvar=env("VERIFY_SECRET"), show_default=False,
+        help="Try the .env secret at the token endpoint (the default: one request, nothing changed). Given "
+             "explicitly, a missing service principal is also created so the secret can be checked.",
+    )] = None,
     fail_within: Annotated[str | None, typer.Option(
         "--fail-within", envvar=env("FAIL_WITHIN"), metavar="DURATION",
         help="Exit 6 when the .env secret expires within this time (e.g. 14d) or any finding is an error. "
@@ -54,13 +56,13 @@ def status(
 ) -> None:
     """Show the app, its redirect URIs and secrets next to what .env holds, and what is wrong or expiring.
 
-    Findings: expired or expiring secret, .env secret not on the app, redirect URI mismatch, query
-    string with a personal-account audience, provider blocks pointing at different apps, missing keys,
-    app deleted.
+    Findings: expired or expiring secret, a secret the token endpoint refuses, .env secret not on the
+    app, redirect URI mismatch, query string with a personal-account audience, provider blocks pointing
+    at different apps, missing keys, keys shadowed by the environment, app deleted.
 
     Examples:
 
-        cypht-azure status --env-file /var/www/cypht/.env --verify-secret
+        cypht-azure status --env-file /var/www/cypht/.env
 
         cypht-azure status --env-file /var/www/cypht/.env --fail-within 14d   # in CI: exit 6 = act now
     """
@@ -84,7 +86,7 @@ def status(
             raise ValueError("--prometheus writes the samples of one .env; it cannot be combined with --all.")
         if all_apps:
             single = [name for name, given in (("--app-id", app_id), ("--url", url),
-                                               ("--verify-secret", verify_secret)) if given]
+                                               ("--verify-secret", verify_secret is True)) if given]
             if single:
                 raise InputError(
                     f"--all reports every app registration tagged cypht-azure; {' and '.join(single)} "
@@ -97,7 +99,8 @@ def status(
             # the tenant and endpoints of the installation record, under the options given now
             layered = for_env_file(common.sign_in(), env_path, out.warn)
             request = StatusRequest(env_file=env_path, app_id=app_id, url=url,
-                                    verify_secret=verify_secret, warn_within=max(within or DEFAULT_WARN_WITHIN,
+                                    verify_secret=verify_secret is not False,
+                                    create_service_principal=verify_secret is True, warn_within=max(within or DEFAULT_WARN_WITHIN,
                                                                                  DEFAULT_WARN_WITHIN))
             return run_status(request, lambda: connect(layered), out), within
 

@@ -59,6 +59,33 @@ def dangling(path: Path, real: Path) -> EnvFileError:
     )
 
 
+def user_name(uid: int) -> str:
+    """`www-data (user id 33)`, or only the ID for a user this system has no name for."""
+    import pwd
+
+    try:
+        return f"{pwd.getpwuid(uid).pw_name} (user id {uid})"
+    except KeyError:
+        return f"user id {uid}"
+
+
+def another_owner(path: Path, uid: int, mode: int, euid: int) -> EnvFileError:
+    """A file its owner may write, run on as someone else: who owns it and whom to run as, not "read-only"."""
+    import pwd
+
+    try:
+        owner = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        owner = None
+    run_as = f"sudo -u {owner} cypht-azure …" if owner else f"setpriv --reuid={uid} cypht-azure …"
+    return EnvFileError(
+        f"it belongs to user id {uid}" + (f" ({owner})" if owner else "") + f" (mode {mode:04o}), not to the user "
+        f"this run is, {user_name(euid)}: only its owner (or root) can rewrite it without changing its owner.",
+        path=path,
+        fix=f"Run cypht-azure as {owner or f'user id {uid}'} ({run_as}) or as root.",
+    )
+
+
 def os_error(exc: OSError, path: Path, doing: str) -> EnvFileError:
     fixes = {
         errno.ENOSPC: "Free some disk space and run again; the original file is unchanged.",

@@ -32,6 +32,7 @@ from cypht_azure.envdisk.fileio import (
 )
 from cypht_azure.envdisk.problems import (
     WRITE_FIXES,
+    another_owner,
     changed,
     flagged,
     is_directory,
@@ -39,6 +40,7 @@ from cypht_azure.envdisk.problems import (
     read_only_file_system,
     reason,
     too_large,
+    user_name,
 )
 from cypht_azure.envfile import MAX_ENV_BYTES, EnvDocument, EnvFileError, parse
 
@@ -168,7 +170,8 @@ class EnvTarget:
                 f"its folder {self.folder} is not writable: the file is replaced through a temporary file "
                 "next to it (or, for a bind-mounted file, backed up next to it while it is rewritten).",
                 path=self.path,
-                fix=f"Run as the folder's owner (or root), or grant write access: chmod u+w {self.folder}",
+                fix=f"Run as the folder's owner, {user_name(self._folder_facts.uid)} (or root), or grant write "
+                    f"access: chmod u+w {self.folder}",
             )
         facts = self.facts
         if facts is not None:
@@ -183,6 +186,8 @@ class EnvTarget:
 
     def _check_file_writable(self, facts: FileFacts) -> None:
         euid = os.geteuid()
+        if euid != 0 and facts.uid != euid and facts.mode & 0o200:
+            raise another_owner(self.path, facts.uid, facts.mode, euid)
         if not facts.mode & 0o222 or (euid != 0 and not os.access(self.name, os.W_OK, dir_fd=self._folder_fd)):
             raise EnvFileError(
                 f"the file is read-only (mode {facts.mode:04o}); cypht-azure does not rewrite a file made "

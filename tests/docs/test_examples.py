@@ -128,7 +128,7 @@ def test_github_example_uses_workload_identity() -> None:
     assert "audience=api://AzureADTokenExchange" in script
     assert "AZURE_FEDERATED_TOKEN_FILE" in script
     commands = [split(line) for line in command_lines(script)]
-    assert any(c[1] == "rotate-secret" and "--if-expiring-within" in c for c in commands)
+    assert any(c[1] == "rotate-secret" and "--when-due" in c for c in commands)
     assert any(c[1] == "status" and "--fail-within" in c for c in commands)
 
 

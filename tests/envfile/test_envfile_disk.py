@@ -14,6 +14,7 @@ import pytest
 
 from cypht_azure import envdisk
 from cypht_azure.envfile import EnvFileError
+from tests.optional_tools import require_acl_tools
 
 IS_ROOT = os.geteuid() == 0
 
@@ -138,6 +139,7 @@ def test_o_tmpfile_leaves_no_name_until_the_rename(tmp_path: Path, monkeypatch: 
 
 
 def test_extended_attributes_and_acl_are_copied(tmp_path: Path) -> None:
+    require_acl_tools()
     env = tmp_path / ".env"
     env.write_text("A=1\n")
     env.chmod(0o600)

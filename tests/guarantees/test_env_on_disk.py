@@ -34,6 +34,7 @@ from tests.guarantees.harness import (
     wait_for,
 )
 from tests.guarantees.test_disk import AS_NOBODY, INJECT, NOBODY, _needs_root, nobody_env, shared, writes
+from tests.optional_tools import require_acl_tools
 from tests.tool.conftest import REPO
 
 __all__ = ["shared"]  # the fixture, shared with test_disk.py
@@ -352,6 +353,7 @@ def _acl(path: Path) -> str:
 
 @pytest.mark.parametrize("command", ["provision", "rotate-secret"])
 def test_acls_and_extended_attributes_are_kept(emulator: Any, tmp_path: Path, command: str) -> None:
+    require_acl_tools()
     env_file = tmp_path / "cypht" / ".env"
     _seed(emulator, env_file, command)
     env_file.chmod(0o600)
@@ -369,6 +371,7 @@ def test_acls_and_extended_attributes_are_kept(emulator: Any, tmp_path: Path, co
 
 def test_attribute_that_cannot_be_copied_is_refused_before_any_request(emulator: Any, shared: Path) -> None:
     """nobody may not set security.capability on the new file: refused up front, never dropped."""
+    require_acl_tools()
     env_file = _seeded_for_nobody(emulator, shared, group=NOBODY)
     subprocess.run(["setfattr", "-n", "security.capability", "-v", "0x0100000200200000000000000000000000000000",
                     str(env_file)], check=True)

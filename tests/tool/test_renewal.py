@@ -82,7 +82,7 @@ def test_when_due_rotates_at_30_percent_left_and_not_at_40(cli: Cli, emulator: A
     age_secret(emulator, provisioned["object_id"], key, left=0.40)
     r = rotate(cli, env_file, "--when-due")
     assert r.returncode == 0, r
-    assert r.json["skipped"]["reason"].startswith(f"the secret in {env_file} ({key}) is not due: 40 days of its")
+    assert r.json["skipped"]["reason"].startswith(f"the secret in {env_file} ({key}) has 40 days of its")
     assert r.json["new_key_id"] is None and read_env(env_file)["OUTLOOK_CLIENT_SECRET_ID"] == key
 
     age_secret(emulator, provisioned["object_id"], key, left=0.30)

@@ -171,7 +171,7 @@ class DoctorResult:
 # --- 1. and 2.: the .env, as Cypht reads it (no network) ----------------------------------------------------
 
 def read_provider(provider: str, file_values: Mapping[str, str], environ: Mapping[str, str],
-                  login_hint: str | None) -> ProviderReport:
+                  login_hint: str | None, url: str | None = None) -> ProviderReport:
     s = cypht.read_settings(provider, file_values, environ)
     # Shown: what .env says. A value the process environment sets is named (shadowing), never shown.
     keys = [KeyReport(v.key, v.source, v.shadowed,
@@ -187,28 +187,24 @@ def read_provider(provider: str, file_values: Mapping[str, str], environ: Mappin
         keys=keys, shadowed=[v.key for v in s.values() if v.shadowed],
         authorize_url=cypht.authorize_url(auth_uri, client_id, client_uri, login_hint) if client_id else None,
     )
-    report.findings = offline_findings(provider, s)
+    report.findings = offline_findings(provider, s, url)
     return report
 
 
-def offline_findings(provider: str, s: Mapping[str, cypht.Setting]) -> list[Finding]:
-    """What is wrong before asking Entra anything."""
+def offline_findings(provider: str, s: Mapping[str, cypht.Setting], url: str | None = None) -> list[Finding]:
+    """What is wrong before asking Entra anything. ``url``: Cypht's URL as another block of .env says it,
+    for the commands suggested."""
     prefix = cypht.PROVIDERS[provider]
-    found: list[Finding] = []
-    for v in s.values():
-        if v.differs:
-            found.append(findings.env_shadowed(v.key))
-        elif v.shadowed:
-            found.append(findings.env_shadowed_same(v.key))
+    found: list[Finding] = findings.shadowing(s.values())
     if s["CLIENT_ID"].source == "default":
         if s["CLIENT_SECRET"].source == "default":  # an untouched block, as in Cypht's .env.example
-            return [*found, findings.provider_not_configured(prefix)]
-        found.append(findings.missing_client_id(s["CLIENT_ID"].key))
+            return [*found, findings.provider_not_configured(prefix, url)]
+        found.append(findings.missing_client_id(s["CLIENT_ID"].key, url))
     if s["CLIENT_SECRET"].source == "default":
         found.append(findings.missing_secret(s["CLIENT_SECRET"].key))
     client_uri = s["CLIENT_URI"]
     if client_uri.source == "default":
-        found.append(findings.missing_client_uri(client_uri.key))
+        found.append(findings.missing_client_uri(client_uri.key, url))
     for problem in cypht.client_uri_problems(client_uri.value):
         found.append(findings.client_uri_unusable(client_uri.key, client_uri.value, problem))
     problems: set[str] = set()
@@ -428,7 +424,10 @@ def run_doctor(req: DoctorRequest, make_connection: Any, progress: Progress,
     # could print any of it. A reference to the environment stays empty, as in an environment without it.
     doc = envdisk.load(req.env_file)
     values = doc.as_dict()
-    reports = [read_provider(p, values, environ, req.login_hint) for p in req.providers]
+    url = next((uri for p in cypht.PROVIDERS
+                if (uri := cypht.read_settings(p, values, environ)["CLIENT_URI"]).source != "default"
+                and not cypht.client_uri_problems(uri.value)), None)
+    reports = [read_provider(p, values, environ, req.login_hint, url.value if url else None) for p in req.providers]
     secrets: dict[str, tuple[Secret | None, str | None]] = {}
     for report in reports:
         s = cypht.read_settings(report.provider, values, environ)["CLIENT_SECRET"]

@@ -48,9 +48,9 @@ CATALOGUE: dict[str, Definition] = {
     "secret-expiring": Definition("warning", (STATUS, DOCTOR), "The secret expires within the warning window."),
     "secret-rejected": Definition("error", (STATUS, DOCTOR), "The token endpoint refused the secret."),
     "service-principal-missing": Definition(
-        "error", (DOCTOR,), "The app has no service principal in its tenant, so its secret cannot be checked."),
-    "env-shadowed": Definition("error", (DOCTOR,), "The process environment overrides a different value in .env."),
-    "env-shadowed-same": Definition("info", (DOCTOR,), "The process environment repeats a value of .env."),
+        "error", (STATUS, DOCTOR), "The app has no service principal in its tenant, so its secret cannot be checked."),
+    "env-shadowed": Definition("error", (STATUS, DOCTOR), "The process environment overrides a different value in .env."),
+    "env-shadowed-same": Definition("info", (STATUS, DOCTOR), "The process environment repeats a value of .env."),
     "client-uri-unusable": Definition("error", (DOCTOR,), "*_CLIENT_URI breaks the authorize URL Cypht builds."),
     "endpoint-invalid": Definition("error", (DOCTOR,), "An endpoint key is not an authorize/token endpoint Cypht can use."),
     "cypht-scope": Definition("warning", (STATUS,), "A directory-only audience: Cypht's wl.imap scope does not work "
@@ -63,7 +63,8 @@ CATALOGUE: dict[str, Definition] = {
     "redirect-not-web": Definition("error", (DOCTOR,), "*_CLIENT_URI is registered for another platform than Web."),
     "provider-not-configured": Definition("warning", (DOCTOR,), "A provider block has no client ID: its button fails."),
     "rehearsal-failed": Definition("error", (DOCTOR,), "Against the emulator, a step of Cypht's sign-in failed."),
-    "secret-check-failed": Definition("error", (DOCTOR,), "The token endpoint could not be reached to check the secret."),
+    "secret-check-failed": Definition("error", (STATUS, DOCTOR),
+                                      "The token endpoint could not be reached to check the secret."),
 }
 
 
@@ -76,7 +77,18 @@ def _make(code: str, message: str, fix: str = "") -> Finding:
 
 
 ROTATE = "Run `cypht-azure rotate-secret`."
-PROVISION_URL = "Run `cypht-azure provision --url <Cypht's URL>`."
+PLACEHOLDER_URL = "<Cypht's URL>"  # only where neither .env, the registration nor --url says it
+
+
+def provision_command(url: str | None, *options: str) -> str:
+    """`cypht-azure provision … --url URL`, with the URL this run knows, so the fix runs as printed."""
+    import shlex
+
+    return " ".join(["cypht-azure provision", *options, "--url", shlex.quote(url) if url else PLACEHOLDER_URL])
+
+
+def provision_url(url: str | None) -> str:
+    return f"Run `{provision_command(url)}`."
 
 
 # --- the registration ------------------------------------------------------------------------------
@@ -86,9 +98,9 @@ def app_deleted(app_id: str, when: object) -> Finding:
                  f"Restore it within 30 days: `cypht-azure restore --app-id {app_id}`.")
 
 
-def app_not_found(what: str, named_by: str, tenant_id: str) -> Finding:
+def app_not_found(what: str, named_by: str, tenant_id: str, url: str | None = None) -> Finding:
     return _make("app-not-found", f"No app registration {what} (named by {named_by}) in tenant {tenant_id}.",
-                 "Check --tenant, or run `cypht-azure provision` to create one.")
+                 f"Check --tenant, or run `{provision_command(url)}` to create one.")
 
 
 def providers_differ(assignments: Iterable[str]) -> Finding:
@@ -113,14 +125,14 @@ def missing_secret(key: str) -> Finding:
                  "redemption (AADSTS7000218).", "Run `cypht-azure rotate-secret` to create and store a secret.")
 
 
-def missing_client_uri(key: str) -> Finding:
+def missing_client_uri(key: str, url: str | None = None) -> Finding:
     return _make("missing-keys", f"{key} is missing or empty: Cypht then uses http://localhost/?page=home, which no "
-                 "registration accepts.", PROVISION_URL)
+                 "registration accepts.", provision_url(url))
 
 
-def missing_client_id(key: str) -> Finding:
+def missing_client_id(key: str, url: str | None = None) -> Finding:
     return _make("missing-keys", f"{key} is missing or empty: Cypht sends an empty client_id and Microsoft shows an "
-                 "error page.", PROVISION_URL)
+                 "error page.", provision_url(url))
 
 
 def secret_unknown(secret_key: str, id_key: str) -> Finding:
@@ -138,15 +150,26 @@ def env_shadowed(key: str) -> Finding:
     )
 
 
+def shadowing(settings: Iterable[cypht.Setting]) -> list[Finding]:
+    """Keys the process environment sets too (status and doctor alike): Cypht never sees the file's value."""
+    found: list[Finding] = []
+    for setting in settings:
+        if setting.differs:
+            found.append(env_shadowed(setting.key))
+        elif setting.shadowed:
+            found.append(env_shadowed_same(setting.key))
+    return found
+
+
 def env_shadowed_same(key: str) -> Finding:
     return _make("env-shadowed-same", f"{key} is also set in the environment, with the same value as in .env: the "
                  "next rotation changes .env only, and Cypht would keep the old value.",
                  f"Remove {key} from the environment Cypht runs in, or give cypht-azure the file it comes from.")
 
 
-def provider_not_configured(prefix: str) -> Finding:
+def provider_not_configured(prefix: str, url: str | None = None) -> Finding:
     return _make("provider-not-configured", f"{prefix}_CLIENT_ID is empty: Cypht still shows this provider's "
-                 "Enable button, and it fails.", "Run `cypht-azure provision --provider both`.")
+                 "Enable button, and it fails.", f"Run `{provision_command(url, '--provider', 'both')}`.")
 
 
 # --- redirect URI ------------------------------------------------------------------------------------
@@ -156,12 +179,12 @@ def redirect_mismatch(key: str, uri: str, registered: list[str], near: str | Non
     return _make(
         "redirect-mismatch",
         f"{key}={uri} is not a redirect URI of the app ({', '.join(registered) or 'none'}){detail}: "
-        "sign-in fails with AADSTS50011.", "Run `cypht-azure provision --url <Cypht's URL>` to register it.")
+        "sign-in fails with AADSTS50011.", f"Run `{provision_command(uri)}` to register it.")
 
 
 def redirect_not_web(key: str, uri: str, platform: str) -> Finding:
     return _make("redirect-not-web", f"{key}={uri} is registered as a {platform} redirect URI, not Web: Cypht sends a "
-                 "client secret, which the token endpoint refuses from that platform.", PROVISION_URL)
+                 "client secret, which the token endpoint refuses from that platform.", provision_url(uri))
 
 
 def redirect_query_personal(uri: str) -> Finding:
@@ -171,7 +194,7 @@ def redirect_query_personal(uri: str) -> Finding:
 
 
 def client_uri_unusable(key: str, uri: str, problem: str) -> Finding:
-    return _make("client-uri-unusable", f"{key}={uri}: {problem}.", PROVISION_URL)
+    return _make("client-uri-unusable", f"{key}={uri}: {problem}.", provision_url(None))
 
 
 # --- endpoints and scope -------------------------------------------------------------------------------
@@ -257,7 +280,7 @@ def secret_rejected(why: str, key: str = "", *, from_environment: bool = False) 
 
 def secret_check_failed(why: str) -> Finding:
     return _make("secret-check-failed", f"The client secret could not be checked at the token endpoint: {why}",
-                 "Check the network and --authority-host, then run doctor again.")
+                 "Check the network and --authority-host, then run the command again.")
 
 
 def rehearsal_failed(prefix: str, step: str, answer: str) -> Finding:

@@ -6,7 +6,10 @@ every tagged app with `$top=999` and `$select`, so thousands of apps take a hand
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,15 @@ from cypht_azure.operations.checks.findings import Finding
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.apps import Target, fetch_app, find_deleted
 from cypht_azure.operations.core.secrets import key_id_of, owners_for
-from cypht_azure.operations.core.session import Session, parse_time, utcnow, verify_secret
+from cypht_azure.operations.core.session import (
+    Session,
+    parse_time,
+    secret_credential,
+    try_secret,
+    utcnow,
+    verify_secret,
+)
+from cypht_azure.secret import Secret
 
 DEFAULT_WARN_WITHIN = dt.timedelta(days=30)
 
@@ -71,8 +82,10 @@ class StatusRequest:
     env_file: Path
     app_id: str | None = None
     url: str | None = None
-    verify_secret: bool = False
+    verify_secret: bool = True  # one try at the token endpoint, changing nothing
+    create_service_principal: bool = False  # --verify-secret given: create a missing one and wait for it
     warn_within: dt.timedelta = DEFAULT_WARN_WITHIN
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
 
 
 def _days_left(end: dt.datetime | None, now: dt.datetime) -> float | None:
@@ -93,7 +106,13 @@ def declared_blocks(doc: envfile.EnvDocument) -> set[str]:
     return {p for p in cypht.PROVIDERS if any(doc.get(k) is not None for k in cypht.provider_keys(p).all())}
 
 
-def env_findings(providers: list[ProviderInfo], env_path: Path, declared: set[str]) -> list[Finding]:
+def known_url(providers: list[ProviderInfo], given: str | None) -> str | None:
+    """Cypht's URL as this run knows it, for the commands the findings suggest: --url, else .env's."""
+    return given or next((p.client_uri for p in providers if p.client_uri), None)
+
+
+def env_findings(providers: list[ProviderInfo], env_path: Path, declared: set[str],
+                 url: str | None = None) -> list[Finding]:
     found: list[Finding] = []
     ids = {p.client_id.lower() for p in providers if p.client_id}
     if len(ids) > 1:
@@ -105,12 +124,12 @@ def env_findings(providers: list[ProviderInfo], env_path: Path, declared: set[st
             if p.provider in declared:
                 # The block is in .env with an empty client ID (Cypht's .env.example): Cypht still offers
                 # the provider and sends users to Microsoft without a client ID.
-                found.append(findings.missing_client_id(keys.client_id))
+                found.append(findings.missing_client_id(keys.client_id, url))
             continue
         if not p.has_secret:
             found.append(findings.missing_secret(keys.client_secret))
         if not p.client_uri:
-            found.append(findings.missing_client_uri(keys.client_uri))
+            found.append(findings.missing_client_uri(keys.client_uri, url))
         if p.has_secret and not p.secret_id:
             found.append(findings.secret_unknown(keys.client_secret, keys.secret_id))
     return found
@@ -134,7 +153,11 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
     env_path = req.env_file
     now = utcnow()
     providers = read_env(doc)
-    found = env_findings(providers, env_path, declared_blocks(doc))
+    url = known_url(providers, req.url)
+    found = env_findings(providers, env_path, declared_blocks(doc), url)
+    values = doc.as_dict()
+    found += findings.shadowing(s for p in cypht.PROVIDERS if p in declared_blocks(doc)
+                                for s in cypht.read_settings(p, values, req.environ).values())
     result = StatusResult(str(env_path), session.tenant_id, None, providers, [], found)
     app = await fetch_app(session, target)
     if app is None:
@@ -143,7 +166,7 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
             found.append(findings.app_deleted(str(deleted.get("appId")), deleted.get("deletedDateTime")))
         else:
             found.append(findings.app_not_found(str(target.app_id or target.unique_name), target.source,
-                                                session.tenant_id))
+                                                session.tenant_id, url))
         return result
 
     client_id = str(app["appId"])
@@ -197,11 +220,28 @@ async def status(session: Session, req: StatusRequest, target: Target, doc: envf
         secret_state = next((s for s in envstate.read_providers(doc, list(cypht.PROVIDERS)).values()
                              if (s.client_id or "").lower() == client_id.lower() and s.secret), None)
         if secret_state is not None and secret_state.secret is not None:
-            ok, why = await verify_secret(session, client_id, secret_state.secret, timeout=0)
-            result.secret_verified = ok
-            if not ok:
-                found.append(findings.secret_rejected(why))
+            found += await check_secret(session, req, client_id, secret_state.secret, result,
+                                        expired=any(f.code == "secret-expired" for f in found))
     return result
+
+
+async def check_secret(session: Session, req: StatusRequest, client_id: str, secret: Secret, result: StatusResult,
+                       *, expired: bool) -> list[Finding]:
+    """The .env secret at the token endpoint: one request. Only with --verify-secret given is a missing
+    service principal created (then the secret is tried again); by default status changes nothing."""
+    if req.create_service_principal:
+        ok, why = await verify_secret(session, client_id, secret, timeout=0)
+        result.secret_verified = ok
+        return [] if ok else [findings.secret_rejected(why)]
+    check = await asyncio.to_thread(try_secret, session, secret_credential(session, client_id, secret))
+    result.secret_verified = {"accepted": True, "rejected": False}.get(check.verdict)
+    if check.verdict == "rejected" and not expired:
+        return [findings.secret_rejected(check.why)]
+    if check.verdict == "no-service-principal":
+        return [findings.service_principal_missing(client_id, session.tenant_id)]
+    if check.verdict == "unreachable":
+        return [findings.secret_check_failed(check.why)]
+    return []
 
 
 @dataclass

@@ -257,7 +257,9 @@ def _explain(exc: BaseException, applied: Applied, undo_failures: list[str]) -> 
     if isinstance(error, CyphtAzureError):
         if isinstance(error, InputError) and applied.done():
             error = OperationFailed(error.message, hint=error.hint)
-        error.message = f"{error.message.rstrip('.')}. {state}"
+        # What this run left behind belongs to the sentence, before a hook's output (kept last).
+        head, mark, output = error.message.partition(hooks.OUTPUT_MARK)
+        error.message = f"{head.rstrip('.')}. {state}" + mark + output
     return error
 
 
@@ -447,7 +449,7 @@ async def _run_deploy_hooks(step: RunDeployHooks, ctx: Context, record: StepReco
         output = failed.output.strip()[-800:]
         raise DeployHookFailed(
             f"The deploy hook {failed.describe()}. {ctx.env_path} holds the new secret; the old secret was kept "
-            "because a running Cypht may still use it." + (f"{hooks.OUTPUT_MARK}{output}" if output else ""))
+            "because a running Cypht may still use it." + (hooks.output_block(output) if output else ""))
     if ctx.doc.get(envstate.DEPLOY_PENDING) is not None:
         clear: dict[str, str | None] = {envstate.DEPLOY_PENDING: None}
         ctx.doc = ctx.doc.updated(clear)

@@ -20,8 +20,8 @@ from cypht_azure.errors import AppNotFound, NeedsConfirmation
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.apply import Context, apply
 from cypht_azure.operations.core.apps import Target, fetch_app, find_deleted, require_ours
-from cypht_azure.operations.core.secrets import Owners, is_tool_secret, mark_of, owners_for
-from cypht_azure.operations.core.session import Session, parse_time, utcnow
+from cypht_azure.operations.core.secrets import other_installations, owners_for
+from cypht_azure.operations.core.session import Session, utcnow
 from cypht_azure.operations.core.steps import (
     Applied,
     DeleteRegistration,
@@ -77,17 +77,6 @@ def owned_keys(doc: envfile.EnvDocument, client_id: str) -> list[str]:
     return keys
 
 
-def other_installations(app: dict[str, Any], owners: Owners, now: dt.datetime) -> list[str]:
-    """The `.env` files (as `id:<installation>`, or `host:hash` for older names) that hold a live secret
-    cypht-azure made for them on this registration, besides this one: their Cypht loses sign-in with it."""
-    found = set()
-    for c in app.get("passwordCredentials") or []:
-        if is_tool_secret(c) and not owners.mine(c) and (end := parse_time(c.get("endDateTime"))) and end > now:
-            mark = mark_of(c)
-            found.add(f"id:{mark[0]}" if mark else str(c.get("displayName")).rsplit(" ", 1)[-1])
-    return sorted(found)
-
-
 def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app: dict[str, Any],
                      already_deleted: bool, now: dt.datetime | None = None) -> Plan:
     """Delete (the commit point), purge if asked, then remove the app's keys from `.env`. Pure."""
@@ -110,7 +99,10 @@ def plan_deprovision(request: DeprovisionRequest, doc: envfile.EnvDocument, app:
         steps.append(PurgeRegistration(object_id, client_id))
     keys = owned_keys(doc, client_id)
     if keys:
-        steps.append(WriteEnv(str(request.env_file), dict.fromkeys(keys)))
+        # The file goes back to the shape it had: lines cypht-azure appended under its comment go, lines
+        # it filled in place (Cypht's template: OUTLOOK_CLIENT_ID= …) stay, empty, under their comment.
+        managed = envstate.managed_block_keys(doc)
+        steps.append(WriteEnv(str(request.env_file), {k: None if k in managed else "" for k in keys}))
     return Plan("deprovision", tuple(steps), tuple(notes))
 
 
@@ -160,6 +152,7 @@ class RestoreResult:
     tenant_id: str
     steps: list[StepRecord] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    redirect_uris: list[str] = field(default_factory=list)  # for the provision command that follows
     dry_run: ClassVar[bool] = False  # restore has no --dry-run
 
     @property
@@ -181,14 +174,20 @@ def plan_restore(deleted: dict[str, Any]) -> Plan:
 async def restore(session: Session, app_id: str, on_record: Callable[[StepRecord], None]) -> RestoreResult:
     deleted = await find_deleted(session, Target(app_id=app_id))
     if deleted is None:
-        active = await session.graph.get_application(app_id=app_id, select=["id", "appId", "displayName"])
+        active = await session.graph.get_application(app_id=app_id, select=["id", "appId", "displayName", "web"])
         if active is not None:
             return RestoreResult(app_id, str(active["id"]), active.get("displayName"), session.tenant_id,
-                                 notes=[f"The app registration {app_id} is already active: nothing to restore."])
+                                 notes=[f"The app registration {app_id} is already active: nothing to restore."],
+                                 redirect_uris=_web_uris(active))
         raise AppNotFound(f"No deleted app registration with client ID {app_id} in tenant {session.tenant_id}.",
                           hint="Deleted registrations can be restored for 30 days; after that they are gone.")
     plan = plan_restore(deleted)
     applied = await apply(plan, Context(session, envfile.parse(""), Path(), Applied(), on_record=on_record))
     restored = applied.restored or {}
     return RestoreResult(str(restored.get("appId") or app_id), str(restored.get("id") or deleted["id"]),
-                         restored.get("displayName"), session.tenant_id, applied.records)
+                         restored.get("displayName"), session.tenant_id, applied.records,
+                         redirect_uris=_web_uris(restored or deleted))
+
+
+def _web_uris(app: dict[str, Any]) -> list[str]:
+    return [str(u) for u in ((app.get("web") or {}).get("redirectUris") or [])]

@@ -29,6 +29,15 @@ from cypht_azure.errors import AppNotFound, DeployHookFailed, InputError, Operat
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.apply import Context, RegistrationTaken, apply, rehearse_deploy_hooks
 from cypht_azure.operations.core.apps import require_guid
+from cypht_azure.operations.core.installations import (
+    Shared,
+    confirm_url_change,
+    own_registration,
+    shared_note,
+    shared_registration,
+    url_change_notes,
+    url_changes,
+)
 from cypht_azure.operations.core.secrets import (
     INSTALLATION_KEY,
     LEFT_BY_INTERRUPTED_RUN,
@@ -90,6 +99,9 @@ class ProvisionRequest:
     # Redirect URIs to drop from the registration, e.g. the `https://host/?page=home` Cypht's docs
     # suggested, which Entra refuses for audiences with personal accounts.
     remove_redirect_uris: list[str] = field(default_factory=list)
+    yes: bool = False  # --yes: change the URL of an existing installation without asking
+    # Asks on a terminal before a confirmed change (a new URL); None without one: such a run exits 7.
+    confirm: Callable[[str], bool] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -279,16 +291,20 @@ def held_secret(doc: envfile.EnvDocument, providers: list[str], app: dict[str, A
 
 def plan_provision(request: ProvisionRequest, doc: envfile.EnvDocument, app: dict[str, Any] | None,
                    now: dt.datetime, *, endpoints: cypht.SignInEndpoints | None = None,
-                   has_service_principal: bool = True) -> Plan:
+                   has_service_principal: bool = True, shared: Shared | None = None) -> Plan:
     """The steps that bring the registration and `.env` to what Cypht needs. Pure: no I/O.
 
     ``has_service_principal``: the existing registration has its service principal in the tenant (a new
-    one never has). ``endpoints``: an emulator's sign-in URLs for the endpoint keys (a rehearsal)."""
-    desired = prepare(request)
+    one never has). ``endpoints``: an emulator's sign-in URLs for the endpoint keys (a rehearsal).
+    ``shared``: the URL's registration serves another installation; ``app`` is then this installation's
+    own registration (None: not made yet)."""
+    desired = prepare(request) if shared is None else own_registration(prepare(request), shared)
     env_path = request.env_file
     named = envstate.named_client_id(envstate.read_providers(doc, request.providers), env_path)
     steps: list[Step] = []
-    notes: list[str] = []
+    notes: list[str] = url_change_notes(url_changes(doc, request, desired, named))
+    if shared is not None:
+        notes.append(shared_note(shared, env_path, app))
     client_id: str | Fill = Fill.CLIENT_ID
     if app is None:
         removed_redirect_uris(app, request)  # nothing to remove from a registration still to be made
@@ -516,9 +532,15 @@ async def _provision(session: Session, request: ProvisionRequest, doc: envfile.E
                      on_record: Callable[[StepRecord], None], app: dict[str, Any] | None, has_sp: bool,
                      base: str | None) -> ProvisionResult:
     now = utcnow()
+    shared = shared_registration(request, doc, app, now, prepare(request).unique_name)
+    if shared is not None:  # another installation's: this one's own registration, if an earlier run made it
+        app = await session.graph.get_application(unique_name=shared.unique_name)
+        has_sp = app is not None and await session.graph.get_service_principal(str(app["appId"])) is not None
     endpoints = session.cypht_endpoints({**(app or {}), "signInAudience": prepare(request).body["signInAudience"]})
     endpoints = dataclasses.replace(endpoints, rehearsal_base=base)
-    plan = plan_provision(request, doc, app, now, endpoints=endpoints, has_service_principal=has_sp)
+    plan = plan_provision(request, doc, app, now, endpoints=endpoints, has_service_principal=has_sp, shared=shared)
+    named = envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
+    confirm_url_change(request, plan, url_changes(doc, request, prepare(request), named))
     applied = Applied(object_id=str(app["id"]) if app else None, client_id=str(app["appId"]) if app else None)
     hook_error: str | None = None
     if request.dry_run:
@@ -546,7 +568,7 @@ def _result(request: ProvisionRequest, plan: Plan, app: dict[str, Any] | None, a
     held = held_secret(doc, request.providers, app, now)
     creating = plan.of(CreateRegistration)
     patch = plan.of(PatchRegistration)
-    body: dict[str, Any] = dict(app or desired.body)
+    body: dict[str, Any] = dict(app or (creating[0].body if creating else desired.body))
     if patch:
         body.update(patch[0].patch)
     write = plan.of(WriteEnv)
@@ -555,7 +577,7 @@ def _result(request: ProvisionRequest, plan: Plan, app: dict[str, Any] | None, a
         object_id=applied.object_id or "(new)",
         tenant_id=tenant_id,
         display_name=str(body.get("displayName") or desired.display_name),
-        unique_name=(app or {}).get("uniqueName") or desired.unique_name,
+        unique_name=(app or {}).get("uniqueName") or (creating[0].unique_name if creating else desired.unique_name),
         sign_in_audience=str(body.get("signInAudience") or desired.body["signInAudience"]),
         redirect_uris=list((body.get("web") or {}).get("redirectUris") or desired.redirect_uris),
         secret_key_id=applied.key_id or (held.key_id if held else None),

@@ -237,7 +237,7 @@ def due(request: RotateRequest, cur: Current, now: dt.datetime) -> str | None:
         renewal = when_due(cur.start, cur.end, now)
         if renewal.due:
             return None
-        reasons.append(f"the secret in {request.env_file} ({cur.key_id}) is not due: {renewal.reason}")
+        reasons.append(f"the secret in {request.env_file} ({cur.key_id}) has {renewal.reason}")
     within = request.if_expiring_within
     if within is not None:
         if cur.end is None or cur.end <= now + within:

@@ -52,11 +52,16 @@ def lock_wait(verify_timeout: float = 120.0) -> float:
 
 @contextmanager
 def env_read(path: Path, *, writes: bool, providers: list[str] | None = None,
-             wait: float | None = None) -> Iterator[envfile.EnvDocument]:
-    """The `.env` document, read under the lock when the command may write it."""
+             wait: float | None = None, dry_run: bool = False) -> Iterator[envfile.EnvDocument]:
+    """The `.env` document, read under the lock when the command may write it. A dry run of a command
+    that writes runs the same pre-checks as the real run (without taking the lock): what would refuse
+    the real run refuses the rehearsal too."""
     with envstate.opened(path) as target:  # resolved once: every later step goes through its folder
         if not writes:
-            yield target.read()  # refuses a file Cypht's loader could not parse, with the line number
+            doc = target.read()  # refuses a file Cypht's loader could not parse, with the line number
+            if dry_run:
+                envstate.preflight(target, doc, providers)
+            yield doc
             return
         with _lock(target, path, wait or lock_wait()):  # first repairs what an interrupted run left
             doc = target.read()  # the document every decision is made from
@@ -94,7 +99,7 @@ def run_provision(request: ProvisionRequest, make_connection: MakeConnection, pr
                   on_record: OnRecord) -> ProvisionResult:
     prepare(request)  # every input checked before anything else happens
     with env_read(request.env_file, writes=not request.dry_run, providers=request.providers,
-                  wait=lock_wait(request.verify_timeout)) as doc:
+                  wait=lock_wait(request.verify_timeout), dry_run=request.dry_run) as doc:
         # Provider blocks naming different apps: refused before signing in.
         envstate.named_client_id(envstate.read_providers(doc, request.providers), request.env_file)
         return signed_in(make_connection, progress, lambda s: provision(s, request, doc, on_record))
@@ -102,7 +107,8 @@ def run_provision(request: ProvisionRequest, make_connection: MakeConnection, pr
 
 def run_rotate(request: RotateRequest, make_connection: MakeConnection, progress: Progress,
                on_record: OnRecord) -> RotateResult:
-    with env_read(request.env_file, writes=not request.dry_run, wait=lock_wait(request.verify_timeout)) as doc:
+    with env_read(request.env_file, writes=not request.dry_run, wait=lock_wait(request.verify_timeout),
+                  dry_run=request.dry_run) as doc:
         target = choose_target(doc, request.env_file, app_id=request.app_id, url=request.url)
         check_switch(request, doc)  # --app-id naming another app than .env: refused before signing in
         return signed_in(make_connection, progress, lambda s: rotate(s, request, target, doc, on_record))
@@ -122,7 +128,7 @@ def run_deprovision(
     request: DeprovisionRequest, make_connection: MakeConnection, progress: Progress,
     confirm: Callable[[str], bool] | None, on_record: OnRecord,
 ) -> DeprovisionResult:
-    with env_read(request.env_file, writes=not request.dry_run) as doc:
+    with env_read(request.env_file, writes=not request.dry_run, dry_run=request.dry_run) as doc:
         target = choose_target(doc, request.env_file, app_id=request.app_id, url=request.url)
         result = signed_in(make_connection, progress,
                            lambda s: deprovision(s, request, target, doc, confirm, on_record))

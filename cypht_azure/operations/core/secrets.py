@@ -159,6 +159,17 @@ class Owners:
         return "cypht-azure (this .env)"
 
 
+def other_installations(app: dict[str, Any], owners: Owners, now: dt.datetime) -> list[str]:
+    """The `.env` files (as `id:<installation>`, or `host:hash` for older names) that hold a live secret
+    cypht-azure made for them on this registration, besides this one: their Cypht loses sign-in with it."""
+    found = set()
+    for c in app.get("passwordCredentials") or []:
+        if is_tool_secret(c) and not owners.mine(c) and (end := parse_time(c.get("endDateTime"))) and end > now:
+            mark = mark_of(c)
+            found.add(f"id:{mark[0]}" if mark else str(c.get("displayName")).rsplit(" ", 1)[-1])
+    return sorted(found)
+
+
 def owners_for(doc: Any, env_path: Path, client_id: str) -> Owners:
     iid = recorded_installation_id(doc.get(INSTALLATION_KEY)) or derived_installation_id(env_path)
     return Owners(iid, env_path, frozenset(envstate.held_secret_ids(doc, client_id)), location_tag(env_path))

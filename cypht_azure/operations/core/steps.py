@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 from cypht_azure.durations import describe
@@ -316,7 +316,9 @@ class Outcome:
         return [*self.notes, *(r.line() for r in self.steps)]
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = asdict(self)  # type: ignore[call-overload]  # every Outcome is a dataclass
+        # The records are rendered by their own to_json: a WriteEnv's values may hold a Secret (a held secret
+        # copied into another block), which must never be deep-copied.
+        data: dict[str, Any] = asdict(replace(self, steps=[]))  # type: ignore[type-var,call-overload]  # every Outcome is a dataclass
         data.pop("notes")
         data["steps"] = [r.to_json() for r in self.steps]
         return data | {"changed": self.changed, "actions": self.actions}

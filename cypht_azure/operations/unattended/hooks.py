@@ -47,6 +47,13 @@ OUTPUT_LIMIT = 4000  # characters of a hook's output kept for the report (the en
 # Where a failed hook's output starts in an error message: shown to the user, never logged or sent
 # (a hook may print what it read from .env).
 OUTPUT_MARK = "\nIts output:\n"
+OUTPUT_PREFIX = "  | "  # each line of a hook's output, so it cannot run into the sentences around it
+
+
+def output_block(output: str) -> str:
+    """A hook's output for the end of an error message: on its own lines after OUTPUT_MARK, each
+    line prefixed, so nothing the tool says afterwards reads as part of it."""
+    return OUTPUT_MARK + "\n".join(OUTPUT_PREFIX + line for line in output.splitlines())
 # Names a package manager or an editor leaves next to the real file: never run as hooks.
 BACKUP_SUFFIXES = ("~", ".bak", ".orig", ".swp", ".tmp", ".rpmnew", ".rpmsave", ".rpmorig", ".disabled")
 # Parent variables a hook may need to reach Docker, Kubernetes or systemd; credentials are not among them.
