@@ -75,11 +75,15 @@ def status(
     def action() -> Any:
         from cypht_azure.durations import parse_duration
         from cypht_azure.errors import InputError
-        from cypht_azure.operations.checks.status import DEFAULT_WARN_WITHIN, StatusRequest
+        from cypht_azure.operations.checks.status import (
+            DEFAULT_WARN_WITHIN,
+            StatusRequest,
+            run_status,
+            run_status_all,
+        )
         from cypht_azure.operations.core import envstate
         from cypht_azure.operations.core.connect import connection as connect
         from cypht_azure.operations.core.connect import for_env_file
-        from cypht_azure.operations.core.runner import run_status, run_status_all
 
         within = parse_duration(fail_within, option="--fail-within") if fail_within else None
         if prometheus is not None and all_apps:

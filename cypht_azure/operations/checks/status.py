@@ -18,9 +18,11 @@ from cypht_azure import cypht, envfile
 from cypht_azure.operations.checks import findings
 from cypht_azure.operations.checks.findings import Finding
 from cypht_azure.operations.core import envstate
-from cypht_azure.operations.core.apps import Target, fetch_app, find_deleted
+from cypht_azure.operations.core.apps import Target, choose_target, fetch_app, find_deleted
+from cypht_azure.operations.core.runner import MakeConnection, env_read, signed_in
 from cypht_azure.operations.core.secrets import key_id_of, owners_for
 from cypht_azure.operations.core.session import (
+    Progress,
     Session,
     parse_time,
     secret_credential,
@@ -288,3 +290,15 @@ async def status_all(session: Session) -> StatusAllResult:
     result.apps.sort(key=lambda a: a.days_left if a.days_left is not None else float("-inf"))
     result.requests = session.graph.requests_sent
     return result
+
+
+# --- the command's order (core.runner's): read .env -> choose the app -> sign in -> read and report -------
+
+def run_status(request: StatusRequest, make_connection: MakeConnection, progress: Progress) -> StatusResult:
+    with env_read(request.env_file, writes=False) as doc:
+        target = choose_target(doc, request.env_file, app_id=request.app_id, url=request.url, report_only=True)
+        return signed_in(make_connection, progress, lambda s: status(s, request, target, doc))
+
+
+def run_status_all(make_connection: MakeConnection, progress: Progress) -> StatusAllResult:
+    return signed_in(make_connection, progress, status_all)

@@ -17,13 +17,6 @@ from typing import Any, TypeVar
 from cypht_azure import envdisk, envfile
 from cypht_azure.checkpoints import checkpoint
 from cypht_azure.errors import CyphtAzureError, OperationFailed
-from cypht_azure.operations.checks.status import (
-    StatusAllResult,
-    StatusRequest,
-    StatusResult,
-    status,
-    status_all,
-)
 from cypht_azure.operations.core import envstate
 from cypht_azure.operations.core.apps import choose_target
 from cypht_azure.operations.core.deprovision import (
@@ -112,16 +105,6 @@ def run_rotate(request: RotateRequest, make_connection: MakeConnection, progress
         target = choose_target(doc, request.env_file, app_id=request.app_id, url=request.url)
         check_switch(request, doc)  # --app-id naming another app than .env: refused before signing in
         return signed_in(make_connection, progress, lambda s: rotate(s, request, target, doc, on_record))
-
-
-def run_status(request: StatusRequest, make_connection: MakeConnection, progress: Progress) -> StatusResult:
-    with env_read(request.env_file, writes=False) as doc:
-        target = choose_target(doc, request.env_file, app_id=request.app_id, url=request.url, report_only=True)
-        return signed_in(make_connection, progress, lambda s: status(s, request, target, doc))
-
-
-def run_status_all(make_connection: MakeConnection, progress: Progress) -> StatusAllResult:
-    return signed_in(make_connection, progress, status_all)
 
 
 def run_deprovision(
