@@ -241,6 +241,9 @@ def ours_environment(emulator: Emulator, home: Path) -> dict[str, str]:
     info = emulator.info
     env.update({
         "HOME": str(home), "XDG_STATE_HOME": str(home / ".state"),
+        # its records, logs and hooks in its own folder, never root's /etc/cypht-azure or /var/log
+        "CYPHT_AZURE_RECORD_DIR": str(home / "installations"), "CYPHT_AZURE_LOG_DIR": str(home / "log"),
+        "CYPHT_AZURE_HOOKS_DIR": str(home / "deploy-hooks.d"),
         "CYPHT_AZURE_AUTH": "environment", "AZURE_TENANT_ID": info["tenant_id"],
         "AZURE_CLIENT_ID": info["admin_client_id"], "AZURE_CLIENT_SECRET": info["admin_client_secret"],
         "CYPHT_AZURE_AUTHORITY_HOST": info["authority_host"], "CYPHT_AZURE_GRAPH_URL": info["graph_url"],

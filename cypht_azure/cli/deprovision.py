@@ -52,7 +52,7 @@ def deprovision(
     def action() -> Any:
         from cypht_azure.operations.core import envstate
         from cypht_azure.operations.core.connect import connection as connect
-        from cypht_azure.operations.core.connect import for_env_file
+        from cypht_azure.operations.core.connect import for_env_file, records_folder
         from cypht_azure.operations.core.deprovision import DeprovisionRequest
         from cypht_azure.operations.core.runner import run_deprovision
 
@@ -61,7 +61,8 @@ def deprovision(
         # the tenant and endpoints of the installation record, under the options given now (as status)
         layered = for_env_file(common.sign_in(), request.env_file, out.warn)
         with sandbox_banner(out, common.sandbox):
-            return run_deprovision(request, lambda: connect(layered), out, confirmer(out), out.record)
+            return run_deprovision(request, lambda: connect(layered), out, confirmer(out), out.record,
+                                   records_folder(common.sign_in()))
 
     result = run(common, out, action)
     undo = f"Undo within 30 days: cypht-azure restore --app-id {result.client_id}"

@@ -126,7 +126,7 @@ def rotate_secret(
 
         with sandbox_banner(out, common.sandbox):
             if all_installations:
-                return renew_all(job_for, renewal_ui(out))
+                return renew_all(job_for, renewal_ui(out), common.sign_in())
             return renew(job_for(envstate.resolve_env_path(env_file)), renewal_ui(out))
 
     result = run(common, out, action)

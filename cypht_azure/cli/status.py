@@ -194,12 +194,13 @@ def render_all(result: Any, out: Output) -> None:
 
 def _installations(common: Common, *given: Any) -> Any:
     from cypht_azure.errors import InputError
+    from cypht_azure.operations.core.connect import records_folder
     from cypht_azure.operations.unattended.record import installations
 
     if any(given):
         raise InputError("--installations lists every recorded installation; it takes no --env-file, --app-id, "
                          "--url or --all.", hint="Drop those options, or drop --installations.")
-    return installations()
+    return installations(records_folder(common.sign_in()))  # --sandbox: the sandbox's own
 
 
 def render_installations(found: Any, out: Output, common: Common) -> None:

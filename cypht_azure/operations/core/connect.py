@@ -59,6 +59,16 @@ def for_env_file(sign_in: SignIn, env_file: Path, warn: Callable[[str], None] | 
     return sign_in.layered(record.load(env_file))
 
 
+def records_folder(sign_in: SignIn) -> Path | None:
+    """Sandbox runs keep their installation records beside the sandbox's tenant, never among the real
+    ones (None: the operator's own folder, record.records_dir())."""
+    if not sign_in.sandbox:
+        return None
+    from cypht_azure import sandbox
+
+    return (sign_in.sandbox_dir or sandbox.default_dir()) / "installations"
+
+
 def connection(sign_in: SignIn, prompt: Callable[[str], None] | None = None) -> Connection:
     """How to reach Entra and Graph (starting the sandbox emulator if asked)."""
     if sign_in.sandbox:

@@ -109,15 +109,16 @@ def run_rotate(request: RotateRequest, make_connection: MakeConnection, progress
 
 def run_deprovision(
     request: DeprovisionRequest, make_connection: MakeConnection, progress: Progress,
-    confirm: Callable[[str], bool] | None, on_record: OnRecord,
+    confirm: Callable[[str], bool] | None, on_record: OnRecord, records: Path | None = None,
 ) -> DeprovisionResult:
+    """`records`: the folder of installation records (a sandbox's own; None for the operator's)."""
     with env_read(request.env_file, writes=not request.dry_run, dry_run=request.dry_run) as doc:
         target = choose_target(doc, request.env_file, app_id=request.app_id, url=request.url)
         result = signed_in(make_connection, progress,
                            lambda s: deprovision(s, request, target, doc, confirm, on_record))
     if result.deleted and not request.dry_run:
         with suppress(OSError, CyphtAzureError):  # after the commit point: never a different outcome
-            record.forget(request.env_file)  # nothing left to renew (certbot delete drops the renewal conf)
+            record.forget(request.env_file, records)  # nothing left to renew (certbot delete drops the renewal conf)
     return result
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from cypht_azure import envdisk, envfile
 from cypht_azure.durations import parse_duration
 from cypht_azure.errors import CyphtAzureError, ExitCode, InputError, OperationFailed
-from cypht_azure.operations.core.connect import SignIn, connection
+from cypht_azure.operations.core.connect import SignIn, connection, records_folder
 from cypht_azure.operations.core.provision import MAX_SECRET_LIFETIME, ProvisionRequest, ProvisionResult
 from cypht_azure.operations.core.rotate import RotateRequest, RotateResult
 from cypht_azure.operations.core.runner import OnRecord, run_provision, run_rotate
@@ -85,7 +85,7 @@ def renew(job: Renewal, ui: Ui) -> Result:
     ca_file = job.sign_in.ca_file
     secrets = _secrets_of(job.env_file)
     try:
-        rec = record.load(job.env_file, folder=_folder(job.sign_in))
+        rec = record.load(job.env_file, folder=records_folder(job.sign_in))
         given, retire = _legacy(job, ui.warn)
         layered = job.sign_in.layered(rec)
         ca_file = layered.ca_file
@@ -125,15 +125,6 @@ def renew(job: Renewal, ui: Ui) -> Result:
     return result
 
 
-def _folder(sign_in: SignIn) -> Path | None:
-    """Sandbox runs keep their records beside the sandbox's tenant, never among the real ones."""
-    if not sign_in.sandbox:
-        return None
-    from cypht_azure import sandbox
-
-    return (sign_in.sandbox_dir or sandbox.default_dir()) / "installations"
-
-
 def _legacy(job: Renewal, warn: Warn) -> tuple[dict[str, Any], frozenset[str]]:
     """The renewal options given, and the `CYPHT_AZURE_*` keys of an older version to drop from `.env`:
     those whose option the operator gave now (so the record holds them from this run on)."""
@@ -169,7 +160,7 @@ def _remember_run(job: Renewal, code: int, warn: Warn, *, settings: dict[str, An
                   result: dict[str, Any] | None = None) -> None:
     """Keep what the operator set and what this run found in the installation record. A failed run only
     updates an existing record's last run: a setting that did not work is not kept."""
-    folder = _folder(job.sign_in)
+    folder = records_folder(job.sign_in)
     try:
         if settings is None and record.load(job.env_file, folder=folder) is None:
             return
@@ -244,10 +235,11 @@ class RenewAll:
                 "succeeded": len(self.items) - len(self.failed)}
 
 
-def renew_all(job_for: Callable[[Path], Renewal], ui: Ui) -> RenewAll:
-    """`rotate-secret --all`: each recorded installation in turn, each in its own try; one report."""
+def renew_all(job_for: Callable[[Path], Renewal], ui: Ui, sign_in: SignIn) -> RenewAll:
+    """`rotate-secret --all`: each recorded installation in turn, each in its own try; one report. With
+    --sandbox, the sandbox's installations only: a real `.env` never gets a sandbox secret."""
     items: list[Item] = []
-    for rec in record.all_records():
+    for rec in record.all_records(records_folder(sign_in)):
         if isinstance(rec, CyphtAzureError):
             items.append(Item(str(getattr(rec, "path", "") or "(a record)"), exit_code=int(rec.exit_code),
                               error=rec.message))
