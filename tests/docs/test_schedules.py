@@ -62,3 +62,16 @@ def test_quickstart_rotation_runs_as_documented(emulator: Any, tmp_path: Path) -
                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
         assert run.returncode == 0, f"{line}\n{run.stdout}\n{run.stderr}"
     assert "not due" in (run.stdout + run.stderr).lower(), run.stdout + run.stderr
+
+
+CRON_LINE = re.compile(r"^(?:[\d*,/-]+[ \t]+){5}([a-z_][a-z0-9_-]*)[ \t]+(?:\S+/)?cypht-azure\s", re.M)
+
+
+def test_every_documented_cron_line_runs_as_root() -> None:
+    """The web server user owns .env and must never hold the tenant credential: a scheduled renewal is
+    root's (docs/security.md, rule 2), in every crontab line the docs show."""
+    found = [(page.name, match.group(1)) for page in PAGES
+             for match in CRON_LINE.finditer(page.read_text(encoding="utf-8"))]
+    assert len(found) >= 2, found
+    others = [f"{page}: runs as {user}" for page, user in found if user != "root"]
+    assert not others, "\n".join(others)
