@@ -71,6 +71,12 @@ def message() -> str:
     return f"{name()}. {state or 'Nothing was changed.'}"
 
 
+def mark_told() -> None:
+    """The run's own error already reported the interruption (apply's Interrupted): a signal that
+    arrives while that is printed must not print it a second time."""
+    _told.append(True)
+
+
 def told() -> bool:
     """Whether an interruption was already reported (message() was asked for)."""
     return bool(_told)

@@ -89,25 +89,27 @@ def invoked(argv: list[str]) -> list[str] | None:
 
 
 def main() -> None:
-    from cypht_azure.secret import no_core_dumps
-
-    no_core_dumps()
-    # Optional packages httpcore imports whenever they are installed, which we never use: h2 (our
-    # Graph client speaks HTTP/1.1; msgraph-core's httpx[http2] installs it: 1.4 MiB and ~10 ms) and
-    # trio (we run on asyncio; a selenium or similar in the same environment brings it: ~4 MiB and 50
-    # modules). Marked absent, httpcore takes its own paths for a missing package.
-    for unused in ("h2", "trio"):
-        sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
-    # A command lives for seconds and its data (JSON, .env text) has no reference cycles, but the
-    # collector's passes over the ~800 modules a Graph command loads cost ~15% of its CPU time.
-    # Memory still goes back by reference counting; `emulator`, which runs for hours, turns it back on.
-    gc.disable()
+    # interrupts and output first (start.py imported interrupts already): a Ctrl-C at any later point
+    # of the start-up is one line and the signal's exit code, never a traceback.
     from cypht_azure import interrupts
     from cypht_azure.cli.output import STDERR, guard_descriptors
 
-    guard_descriptors()
-    interrupts.install()  # again: `cypht_azure.cli:main` may be called without cypht_azure.start
     try:
+        guard_descriptors()
+        interrupts.install()  # again: `cypht_azure.cli:main` may be called without cypht_azure.start
+        from cypht_azure.secret import no_core_dumps
+
+        no_core_dumps()
+        # Optional packages httpcore imports whenever they are installed, which we never use: h2 (our
+        # Graph client speaks HTTP/1.1; msgraph-core's httpx[http2] installs it: 1.4 MiB and ~10 ms) and
+        # trio (we run on asyncio; a selenium or similar in the same environment brings it: ~4 MiB and 50
+        # modules). Marked absent, httpcore takes its own paths for a missing package.
+        for unused in ("h2", "trio"):
+            sys.modules.setdefault(unused, None)  # type: ignore[arg-type]
+        # A command lives for seconds and its data (JSON, .env text) has no reference cycles, but the
+        # collector's passes over the ~800 modules a Graph command loads cost ~15% of its CPU time.
+        # Memory still goes back by reference counting; `emulator`, which runs for hours, turns it back on.
+        gc.disable()
         new_app(invoked(sys.argv[1:]))()
     except SystemExit as exc:
         code = exc.code
@@ -116,7 +118,8 @@ def main() -> None:
             code = interrupts.exit_code()
         _exit(code)
     except KeyboardInterrupt:
-        STDERR.line(f"error: {interrupts.message()}")
+        if not interrupts.told():  # the run's own error may have said it already
+            STDERR.line(f"error: {interrupts.message()}")
         _exit(interrupts.exit_code())
 
 

@@ -341,7 +341,8 @@ def command(func: Callable[..., None]) -> Callable[..., None]:
         except KeyboardInterrupt:  # Ctrl-C, SIGTERM or SIGHUP outside run(): one line, the signal's code
             from cypht_azure import interrupts
 
-            Output(common).error_line(interrupts.message())
+            if not interrupts.told():
+                Output(common).error_line(interrupts.message())
             raise typer.Exit(interrupts.exit_code()) from None
 
     all_params = [context] + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in params] + shared
@@ -383,6 +384,10 @@ def run(common: Common, out: Output, action: Callable[[], T]) -> T:
     try:
         return action()
     except CyphtAzureError as exc:
+        if int(exc.exit_code) > 128:  # an interruption, reported with what it left behind: once
+            from cypht_azure import interrupts
+
+            interrupts.mark_told()
         out.error(exc, int(exc.exit_code))
         raise typer.Exit(int(exc.exit_code)) from None
     except envfile.EnvFileError as exc:
