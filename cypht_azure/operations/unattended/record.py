@@ -40,6 +40,7 @@ from typing import Any
 from cypht_azure import cypht
 from cypht_azure.envdisk.fileio import write_all
 from cypht_azure.errors import InputError
+from cypht_azure.operations.unattended import toolfiles
 
 RECORD_DIR_ENV = "CYPHT_AZURE_RECORD_DIR"
 VERSION = 1
@@ -143,8 +144,7 @@ def check_folders(folder: Path) -> None:
             st = os.stat(part)
         except FileNotFoundError:
             continue
-        sticky_root = st.st_uid == 0 and st.st_mode & stat.S_ISVTX
-        if not _trusted_owner(st.st_uid) or (st.st_mode & 0o022 and not sticky_root):
+        if toolfiles.trust_problem(st, part):  # cron's and sudo's rule, the one the tool's own folders follow
             raise UnsafeRecord(
                 f"The installation record folder {folder} is not safe: {part} is "
                 f"{_describe(st)}; another user could change what this run trusts.",

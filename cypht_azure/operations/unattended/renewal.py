@@ -83,10 +83,11 @@ def renew(job: Renewal, ui: Ui) -> Result:
     """Run one renewal from record to report; raises what ended it (after logging and notifying it)."""
     urls: list[str] = []
     ca_file = job.sign_in.ca_file
-    secrets = _secrets_of(job.env_file)
+    before = _env_now(job.env_file)  # read once for the leak checks and an older version's settings
+    secrets = _secrets_of(before)
     try:
         rec = record.load(job.env_file, folder=records_folder(job.sign_in))
-        given, retire = _legacy(job, ui.warn)
+        given, retire = _legacy(job, ui.warn, before)
         layered = job.sign_in.layered(rec)
         ca_file = layered.ca_file
         chosen = record.layer(given, job.user_set, rec)
@@ -109,7 +110,7 @@ def renew(job: Renewal, ui: Ui) -> Result:
     except BaseException as exc:
         code = exit_code_of(exc)
         if not getattr(job.request, "dry_run", False) and not isinstance(exc, record.UnsafeRecord):
-            _remember_run(job, code, ui.warn, settings=None)
+            _remember_run(job, code, ui.warn, settings=None, env=_env_now(job.env_file))
         _finish(job, ui.warn, outcome=None, code=code, error=str(getattr(exc, "message", exc)), urls=urls,
                 ca_file=ca_file, secrets=secrets)
         raise
@@ -118,24 +119,24 @@ def renew(job: Renewal, ui: Ui) -> Result:
     # and nothing is undone, but the operator must look (docs/guarantees.md, "Commit points").
     code = (int(ExitCode.DEPLOY_HOOK_FAILED) if outcome.get("deploy_hooks_error")
             else int(ExitCode.FAILED) if outcome.get("warnings") else 0)
+    after = _env_now(job.env_file)  # read once: the installation ID and the secret it holds now
     if not result.dry_run:
-        _remember_run(job, code, ui.warn, settings=record.relevant(given, job.user_set), result=outcome)
+        _remember_run(job, code, ui.warn, settings=record.relevant(given, job.user_set), result=outcome, env=after)
     _finish(job, ui.warn, outcome=outcome, code=code, error=outcome.get("deploy_hooks_error"), urls=urls,
-            ca_file=ca_file, secrets=[*secrets, *_secrets_of(job.env_file)])
+            ca_file=ca_file, secrets=[*secrets, *_secrets_of(after)])
     return result
 
 
-def _legacy(job: Renewal, warn: Warn) -> tuple[dict[str, Any], frozenset[str]]:
+def _legacy(job: Renewal, warn: Warn, doc: envfile.EnvDocument | None) -> tuple[dict[str, Any], frozenset[str]]:
     """The renewal options given, and the `CYPHT_AZURE_*` keys of an older version to drop from `.env`:
     those whose option the operator gave now (so the record holds them from this run on)."""
     given: dict[str, Any] = {**job.sign_in.given(), "deploy_hook": job.deploy_hook, "notify": job.notify,
                              "secret_lifetime": job.secret_lifetime}
     if job.audience is not None:
         given["audience"] = job.audience
-    try:
-        found = record.legacy_settings(envdisk.load(job.env_file))
-    except (envfile.EnvFileError, OSError):
+    if doc is None:
         return given, frozenset()  # the run reads .env again under its lock and says what is wrong
+    found = record.legacy_settings(doc)
     if not found:
         return given, frozenset()
     retire = frozenset(key for key in found if record.LEGACY_KEYS[key] in job.user_set)
@@ -157,7 +158,7 @@ def _layered_request(job: Renewal, chosen: dict[str, Any], found: tuple[hooks.Ho
 
 
 def _remember_run(job: Renewal, code: int, warn: Warn, *, settings: dict[str, Any] | None,
-                  result: dict[str, Any] | None = None) -> None:
+                  env: envfile.EnvDocument | None, result: dict[str, Any] | None = None) -> None:
     """Keep what the operator set and what this run found in the installation record. A failed run only
     updates an existing record's last run: a setting that did not work is not kept."""
     folder = records_folder(job.sign_in)
@@ -165,7 +166,7 @@ def _remember_run(job: Renewal, code: int, warn: Warn, *, settings: dict[str, An
         if settings is None and record.load(job.env_file, folder=folder) is None:
             return
         result = result or {}
-        record.remember(job.env_file, settings=settings or {}, installation_id=_installation_id(job.env_file),
+        record.remember(job.env_file, settings=settings or {}, installation_id=(env.get(INSTALLATION_KEY) or None) if env is not None else None,
                         client_id=result.get("client_id"),
                         secret_expires=result.get("expires") or result.get("secret_expires"),
                         last_run=record.last_run(job.command, code), folder=folder)
@@ -173,19 +174,18 @@ def _remember_run(job: Renewal, code: int, warn: Warn, *, settings: dict[str, An
         warn(f"the installation record of {job.env_file} could not be written: {getattr(exc, 'message', exc)}")
 
 
-def _installation_id(env_file: Path) -> str | None:
+def _env_now(env_file: Path) -> envfile.EnvDocument | None:
+    """`.env` as it is now, None when it cannot be read (the run itself says why)."""
     try:
-        return envdisk.load(env_file).get(INSTALLATION_KEY) or None
+        return envdisk.load(env_file)
     except (envfile.EnvFileError, OSError):
         return None
 
 
-def _secrets_of(env_file: Path) -> list[Secret]:
+def _secrets_of(doc: envfile.EnvDocument | None) -> list[Secret]:
     """What the leak checks look for: the operator's credential and the secrets `.env` holds."""
     found = [Secret(v) for name in CREDENTIAL_VARIABLES if (v := os.environ.get(name))]
-    try:
-        doc = envdisk.load(env_file)
-    except (envfile.EnvFileError, OSError):
+    if doc is None:
         return found
     keys = sorted(doc.keys())
     return found + [Secret(v) for key in keys if key.endswith("_CLIENT_SECRET") and (v := doc.get(key))]
